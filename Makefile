@@ -1,0 +1,63 @@
+# The two set-up commands of the README: `make synth` and `make test`. Everything is pinned:
+# Python packages in requirements*.txt (installed into .venv), the cdktf CLI in package-lock.json.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CHECKPOINT_DISABLE := 1
+# Offline Terraform provider mirror used by the validate/emulator tests; found on the machine
+# when unset (see README, "What runs offline").
+ML_PLATFORM_TF_MIRROR ?= $(shell find / -maxdepth 4 -type d -path '*tf-plugins' 2>/dev/null | head -n 1)
+export ML_PLATFORM_TF_MIRROR
+
+.PHONY: install synth test test-fast lint format bench diff deploy destroy clean
+
+$(PY_STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+## Install everything pinned, then synthesize every environment with the cdktf CLI.
+synth: install
+	node_modules/.bin/cdktf synth
+
+## The whole test suite, including the emulator deploy test (about 3 minutes).
+test: $(PY_STAMP)
+	$(PY) -m pytest
+
+## The unit suite only: skips the emulator deploy cycle and the naive-import comparison.
+test-fast: $(PY_STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(PY_STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(PY_STAMP)
+	$(PY) bench/synth.py
+
+ENV ?= dev
+diff: install
+	node_modules/.bin/cdktf diff $(ENV)
+deploy: install
+	node_modules/.bin/cdktf deploy $(ENV)
+destroy: install
+	node_modules/.bin/cdktf destroy $(ENV)
+
+clean:
+	rm -rf cdktf.out .pytest_cache

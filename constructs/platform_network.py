@@ -1,0 +1,319 @@
+"""The platform's VPC: public and private subnets per AZ, NAT, endpoints and encrypted flow logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cdktf import Fn
+from constructs import Construct
+from constructs.iam_policy import PolicyStatement, grant, service_role
+from constructs.provider_bindings import aws
+from constructs.validation import parse_cidr, require, require_int_range, require_one_of
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+# Interface endpoints the private workloads call (short service names after com.amazonaws.<region>.).
+KNOWN_INTERFACE_ENDPOINTS = (
+    "ecr.api",
+    "ecr.dkr",
+    "sts",
+    "logs",
+    "monitoring",
+    "sagemaker.api",
+    "sagemaker.runtime",
+    "ssm",
+    "ssmmessages",
+    "ec2messages",
+    "ec2",
+    "autoscaling",
+    "eks",
+    "elasticloadbalancing",
+    "kms",
+)
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """Per-environment network shape.
+
+    vpc_cidr: the VPC block, /16 to /20; private subnets get 1/8 of it each, public subnets 1/64.
+    az_count: availability zones to spread subnets over (2 to 6).
+    nat_gateways: ``"single"`` (one shared NAT, cheapest) or ``"per_az"`` (one per AZ, survives an AZ loss).
+    interface_endpoints: PrivateLink endpoints so private workloads reach AWS APIs without NAT.
+    flow_log_retention_days: retention of the VPC flow log group (a CloudWatch Logs retention value).
+    """
+
+    vpc_cidr: str = "10.0.0.0/16"
+    az_count: int = 3
+    nat_gateways: str = "per_az"
+    interface_endpoints: tuple[str, ...] = ()
+    flow_log_retention_days: int = 90
+
+    def __post_init__(self) -> None:
+        where = "NetworkSettings"
+        parse_cidr(where, "vpc_cidr", self.vpc_cidr, min_prefix=16, max_prefix=20)
+        require_int_range(where, "az_count", self.az_count, 2, 6)
+        require_one_of(where, "nat_gateways", self.nat_gateways, ("single", "per_az"))
+        require(
+            isinstance(self.interface_endpoints, tuple),
+            where,
+            "interface_endpoints",
+            self.interface_endpoints,
+            "a tuple",
+        )
+        for endpoint in self.interface_endpoints:
+            require_one_of(where, "interface_endpoints", endpoint, KNOWN_INTERFACE_ENDPOINTS)
+        require_one_of(where, "flow_log_retention_days", self.flow_log_retention_days, LOG_RETENTION_DAYS)
+
+
+@dataclass(frozen=True)
+class PlatformNetworkProps:
+    """Props for :class:`PlatformNetwork`.
+
+    name: prefix of resource names and Name tags.
+    settings: the environment's network shape.
+    logs_key: the KMS key that encrypts the flow log group.
+    eks_cluster_name: cluster whose ``kubernetes.io/cluster/<name>`` tag the subnets carry, if any.
+    """
+
+    name: str
+    settings: NetworkSettings
+    logs_key: Any
+    eks_cluster_name: str | None = None
+
+
+class PlatformNetwork(Construct):
+    """A VPC with one public and one private subnet per AZ.
+
+    Private subnets route to the internet through NAT (one shared, or one per AZ) and reach S3
+    through a gateway endpoint; interface endpoints are added where the settings ask for them.
+    Subnets carry the tags the AWS Load Balancer Controller and EKS discover them by. Flow logs
+    of all traffic go to a KMS-encrypted log group.
+    """
+
+    def __init__(self, scope: Construct, id: str, props: PlatformNetworkProps) -> None:
+        super().__init__(scope, id)
+        self.props = props
+        s = props.settings
+        vpc_block = parse_cidr(self.node.path, "vpc_cidr", s.vpc_cidr, 16, 20)
+        # Private subnets hold EKS pods (VPC CNI gives every pod a VPC address), so they get the room.
+        private_blocks = list(vpc_block.subnets(prefixlen_diff=3))[: s.az_count]
+        public_blocks = list(list(vpc_block.subnets(prefixlen_diff=3))[-1].subnets(prefixlen_diff=3))[: s.az_count]
+
+        zones = aws.data_aws_availability_zones.DataAwsAvailabilityZones(
+            self,
+            "zones",
+            state="available",
+            filter=[
+                aws.data_aws_availability_zones.DataAwsAvailabilityZonesFilter(
+                    name="opt-in-status", values=["opt-in-not-required"]
+                )
+            ],
+        )
+        self.vpc = aws.vpc.Vpc(
+            self,
+            "vpc",
+            cidr_block=s.vpc_cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={"Name": props.name},
+        )
+        # The default security group is left with no rules so nothing can use it by accident.
+        aws.default_security_group.DefaultSecurityGroup(
+            self, "default-sg-locked", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-default-unused"}
+        )
+        igw = aws.internet_gateway.InternetGateway(self, "igw", vpc_id=self.vpc.id, tags={"Name": props.name})
+
+        cluster_tags = {f"kubernetes.io/cluster/{props.eks_cluster_name}": "shared"} if props.eks_cluster_name else {}
+        self.availability_zones: list[str] = []
+        self.public_subnets: list[Any] = []
+        self.private_subnets: list[Any] = []
+        for index in range(s.az_count):
+            az = Fn.element(zones.names, index)
+            self.availability_zones.append(az)
+            self.public_subnets.append(
+                aws.subnet.Subnet(
+                    self,
+                    f"public-{index}",
+                    vpc_id=self.vpc.id,
+                    cidr_block=str(public_blocks[index]),
+                    availability_zone=az,
+                    map_public_ip_on_launch=False,
+                    tags={"Name": f"{props.name}-public-{index}", "kubernetes.io/role/elb": "1", **cluster_tags},
+                )
+            )
+            self.private_subnets.append(
+                aws.subnet.Subnet(
+                    self,
+                    f"private-{index}",
+                    vpc_id=self.vpc.id,
+                    cidr_block=str(private_blocks[index]),
+                    availability_zone=az,
+                    tags={
+                        "Name": f"{props.name}-private-{index}",
+                        "kubernetes.io/role/internal-elb": "1",
+                        **cluster_tags,
+                    },
+                )
+            )
+
+        public_rt = aws.route_table.RouteTable(
+            self, "public-rt", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-public"}
+        )
+        aws.route.Route(
+            self, "public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id
+        )
+        for index, subnet in enumerate(self.public_subnets):
+            aws.route_table_association.RouteTableAssociation(
+                self, f"public-rta-{index}", subnet_id=subnet.id, route_table_id=public_rt.id
+            )
+
+        nat_count = s.az_count if s.nat_gateways == "per_az" else 1
+        self.nat_gateways: list[Any] = []
+        for index in range(nat_count):
+            eip = aws.eip.Eip(
+                self, f"nat-eip-{index}", domain="vpc", tags={"Name": f"{props.name}-nat-{index}"}, depends_on=[igw]
+            )
+            self.nat_gateways.append(
+                aws.nat_gateway.NatGateway(
+                    self,
+                    f"nat-{index}",
+                    allocation_id=eip.id,
+                    subnet_id=self.public_subnets[index].id,
+                    tags={"Name": f"{props.name}-nat-{index}"},
+                )
+            )
+
+        self.private_route_tables: list[Any] = []
+        for index, subnet in enumerate(self.private_subnets):
+            rt = aws.route_table.RouteTable(
+                self, f"private-rt-{index}", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-private-{index}"}
+            )
+            nat = self.nat_gateways[index % nat_count]
+            aws.route.Route(
+                self,
+                f"private-default-{index}",
+                route_table_id=rt.id,
+                destination_cidr_block="0.0.0.0/0",
+                nat_gateway_id=nat.id,
+            )
+            aws.route_table_association.RouteTableAssociation(
+                self, f"private-rta-{index}", subnet_id=subnet.id, route_table_id=rt.id
+            )
+            self.private_route_tables.append(rt)
+
+        region = aws.data_aws_region.DataAwsRegion(self, "region")
+        self.s3_endpoint = aws.vpc_endpoint.VpcEndpoint(
+            self,
+            "s3-endpoint",
+            vpc_id=self.vpc.id,
+            service_name=f"com.amazonaws.{region.name}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[rt.id for rt in self.private_route_tables],
+            tags={"Name": f"{props.name}-s3"},
+        )
+        self.interface_endpoints: dict[str, Any] = {}
+        if s.interface_endpoints:
+            endpoint_sg = aws.security_group.SecurityGroup(
+                self,
+                "endpoints-sg",
+                name=f"{props.name}-vpc-endpoints",
+                description="HTTPS from inside the VPC to AWS interface endpoints",
+                vpc_id=self.vpc.id,
+                tags={"Name": f"{props.name}-vpc-endpoints"},
+            )
+            aws.vpc_security_group_ingress_rule.VpcSecurityGroupIngressRule(
+                self,
+                "endpoints-https-from-vpc",
+                security_group_id=endpoint_sg.id,
+                description="HTTPS from the VPC",
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=s.vpc_cidr,
+            )
+            for service in s.interface_endpoints:
+                self.interface_endpoints[service] = aws.vpc_endpoint.VpcEndpoint(
+                    self,
+                    f"endpoint-{service.replace('.', '-')}",
+                    vpc_id=self.vpc.id,
+                    service_name=f"com.amazonaws.{region.name}.{service}",
+                    vpc_endpoint_type="Interface",
+                    private_dns_enabled=True,
+                    subnet_ids=[subnet.id for subnet in self.private_subnets],
+                    security_group_ids=[endpoint_sg.id],
+                    tags={"Name": f"{props.name}-{service}"},
+                )
+
+        self._flow_logs(props)
+
+    def _flow_logs(self, props: PlatformNetworkProps) -> None:
+        self.flow_log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+            self,
+            "flow-log-group",
+            name=f"/ml-platform/{props.name}/vpc-flow-logs",
+            retention_in_days=props.settings.flow_log_retention_days,
+            kms_key_id=props.logs_key.arn,
+        )
+        role = service_role(
+            self,
+            "flow-log-role",
+            name=f"{props.name}-vpc-flow-logs",
+            services=("vpc-flow-logs.amazonaws.com",),
+            description="Delivers this VPC's flow logs to its log group",
+        )
+        grant(
+            self,
+            "write-flow-logs",
+            role,
+            PolicyStatement(
+                sid="WriteFlowLogGroup",
+                actions=("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
+                resources=(self.flow_log_group.arn, f"{self.flow_log_group.arn}:*"),
+            ),
+        )
+        aws.flow_log.FlowLog(
+            self,
+            "flow-log",
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=self.flow_log_group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+        )
+
+    @property
+    def private_subnet_ids(self) -> list[str]:
+        """IDs of the private subnets, one per AZ, in AZ order."""
+        return [subnet.id for subnet in self.private_subnets]
+
+    @property
+    def public_subnet_ids(self) -> list[str]:
+        """IDs of the public subnets, one per AZ, in AZ order."""
+        return [subnet.id for subnet in self.public_subnets]

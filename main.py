@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Synthesize one Terraform stack per environment (dev, staging, prod).
+
+Configuration errors are raised before anything is written, and the stacks are synthesized
+into a scratch directory that replaces the output directory only when every stack succeeded,
+so a failed synth never leaves a partial ``cdktf.out`` behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+# jsii prints a multi-line banner on Node 20; the supported range is pinned in package.json.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from cdktf import App
+from constructs.validation import ConfigurationError
+
+from stacks.environments import ENVIRONMENT_NAMES, load_environments
+from stacks.ml_platform_stack import DeploymentSettings, MlPlatformStack
+
+
+def build_app(outdir: str) -> App:
+    """Validate the configuration and build every environment's stack into an App."""
+    environments = load_environments()
+    deployment = DeploymentSettings.from_environ()
+    app = App(outdir=outdir)
+    for name in ENVIRONMENT_NAMES:
+        MlPlatformStack(app, environments[name], deployment)
+    return app
+
+
+def synth(outdir: Path) -> None:
+    """Synthesize into a scratch directory, then swap it into ``outdir`` in one step."""
+    outdir = outdir.resolve()
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{outdir.name}-", dir=outdir.parent))
+    try:
+        build_app(str(scratch)).synth()
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        scratch.rename(outdir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main() -> int:
+    """Entry point for ``python3 main.py`` and ``cdktf synth`` (which sets CDKTF_OUTDIR)."""
+    outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
+    try:
+        synth(outdir)
+    except ConfigurationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

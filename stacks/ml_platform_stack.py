@@ -1,0 +1,102 @@
+"""One Terraform stack per environment: provider, state backend, checks and the platform."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cdktf import Aspects, LocalBackend, S3Backend, TerraformStack
+from constructs import Construct
+from constructs.ml_platform import MlPlatform, MlPlatformProps
+from constructs.provider_bindings import aws
+from constructs.required_tags import RequiredTags
+from constructs.synth_checks import SynthChecks
+from constructs.validation import ConfigurationError, require_one_of
+
+from stacks.environments import EnvironmentConfig
+
+REQUIRED_TAGS = ("environment", "team", "cost_center", "project")
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """Where state lives; the same for every environment of one installation.
+
+    backend: ``"s3"`` (remote, locked state; the default) or ``"local"`` (offline rehearsal: state
+      in ``terraform.<env>.tfstate`` beside the synthesized stack).
+    state_bucket: S3 bucket holding every environment's state (see docs/state-bootstrap.md).
+    state_region: region of that bucket.
+    lock_table: optional DynamoDB lock table, for Terraform versions before S3-native locking.
+    """
+
+    backend: str = "s3"
+    state_bucket: str = "mlp-terraform-state"
+    state_region: str = "us-east-1"
+    lock_table: str | None = None
+
+    def __post_init__(self) -> None:
+        require_one_of("deployment", "ML_PLATFORM_BACKEND", self.backend, ("s3", "local"))
+        if self.backend == "s3" and not self.state_bucket:
+            raise ConfigurationError("deployment", "ML_PLATFORM_STATE_BUCKET", self.state_bucket, "a bucket name")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> DeploymentSettings:
+        """Read ML_PLATFORM_BACKEND, ML_PLATFORM_STATE_BUCKET, ML_PLATFORM_STATE_REGION, ML_PLATFORM_LOCK_TABLE."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            backend=env.get("ML_PLATFORM_BACKEND", defaults.backend),
+            state_bucket=env.get("ML_PLATFORM_STATE_BUCKET", defaults.state_bucket),
+            state_region=env.get("ML_PLATFORM_STATE_REGION", defaults.state_region),
+            lock_table=env.get("ML_PLATFORM_LOCK_TABLE") or None,
+        )
+
+
+class MlPlatformStack(TerraformStack):
+    """The stack of one environment; ``cdktf deploy <env>`` deploys it.
+
+    It configures the AWS provider (region, default tags), the state backend and the synthesis
+    checks, and maps the environment's settings to the :class:`MlPlatform` construct.
+    """
+
+    def __init__(self, scope: Construct, config: EnvironmentConfig, deployment: DeploymentSettings) -> None:
+        super().__init__(scope, config.name)
+        self.config = config
+        self.tags = config.tags.as_tags(config.name)
+        self.provider = aws.provider.AwsProvider(
+            self,
+            "aws",
+            region=config.region,
+            default_tags=[aws.provider.AwsProviderDefaultTags(tags=self.tags)],
+        )
+        self._backend(deployment)
+        self.platform = MlPlatform(
+            self,
+            "platform",
+            MlPlatformProps(
+                environment=config.name,
+                name_prefix=config.name_prefix,
+                tags=self.tags,
+                network=config.network,
+                keys=config.keys,
+                storage=config.storage,
+                budget=config.budget,
+            ),
+        )
+        Aspects.of(self).add(SynthChecks("required-tags", [RequiredTags(REQUIRED_TAGS)]))
+
+    def _backend(self, deployment: DeploymentSettings) -> None:
+        if deployment.backend == "local":
+            LocalBackend(self, path=f"terraform.{self.config.name}.tfstate")
+            return
+        S3Backend(
+            self,
+            bucket=deployment.state_bucket,
+            key=f"ml-platform/{self.config.name}/terraform.tfstate",
+            region=deployment.state_region,
+            encrypt=True,
+            dynamodb_table=deployment.lock_table,
+        )
+        # S3-native state locking (Terraform >= 1.10); the prebuilt backend class predates the flag.
+        self.add_override("terraform.backend.s3.use_lockfile", True)

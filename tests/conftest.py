@@ -1,0 +1,77 @@
+"""Shared fixtures: every environment is synthesized once per test session, the way main.py does it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# The suite must not depend on whoever runs it: user overrides and backend choices are cleared.
+for _var in (
+    "ML_PLATFORM_OVERRIDES",
+    "ML_PLATFORM_OVERRIDES_FILE",
+    "ML_PLATFORM_BACKEND",
+    "ML_PLATFORM_STATE_BUCKET",
+    "ML_PLATFORM_STATE_REGION",
+    "ML_PLATFORM_LOCK_TABLE",
+    "ML_PLATFORM_EMULATOR_ENDPOINT",
+):
+    os.environ.pop(_var, None)
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory holding ``stacks/<env>/cdk.tf.json`` for every environment, synthesized once."""
+    from main import build_app
+
+    outdir = tmp_path_factory.mktemp("cdktf.out")
+    build_app(str(outdir)).synth()
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def stack_json(synth_dir: Path) -> dict[str, str]:
+    """The synthesized JSON text of each environment, for ``cdktf.Testing`` matchers."""
+    return {env: (synth_dir / "stacks" / env / "cdk.tf.json").read_text() for env in ENVIRONMENTS}
+
+
+@pytest.fixture(scope="session")
+def stacks(stack_json: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The parsed synthesized configuration of each environment."""
+    return {env: json.loads(text) for env, text in stack_json.items()}
+
+
+def resources(stack: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    """All resources of one type in a parsed stack, by logical name."""
+    return stack.get("resource", {}).get(resource_type, {})
+
+
+def only(stack: dict[str, Any], resource_type: str, path_suffix: str = "") -> dict[str, Any]:
+    """The single resource of ``resource_type`` whose construct path ends with ``path_suffix``."""
+    matches = [
+        config
+        for config in resources(stack, resource_type).values()
+        if config["//"]["metadata"]["path"].endswith(path_suffix)
+    ]
+    assert len(matches) == 1, f"expected one {resource_type} ending in {path_suffix!r}, found {len(matches)}"
+    return matches[0]
+
+
+def policy(document: str) -> dict[str, Any]:
+    """Parse an IAM policy JSON string."""
+    return json.loads(document)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """A monkeypatch with the platform's variables unset."""
+    for var in ("ML_PLATFORM_OVERRIDES", "ML_PLATFORM_OVERRIDES_FILE", "ML_PLATFORM_BACKEND"):
+        monkeypatch.delenv(var, raising=False)
+    yield monkeypatch

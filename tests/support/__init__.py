@@ -1,0 +1,1 @@
+"""Shared test helpers: the local AWS emulator (``moto_server``) and Terraform runners (``terraform``)."""

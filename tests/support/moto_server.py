@@ -1,0 +1,655 @@
+"""A local AWS emulator that ``terraform apply`` can run this platform's resources against.
+
+It runs moto's ``ThreadedMotoServer`` in this process on 127.0.0.1 and patches, at run time, the few
+things moto 5.2.5 lacks or gets wrong for the resource types the platform provisions, so that
+``terraform apply`` -> ``terraform plan -detailed-exitcode`` (exit 0) -> ``terraform destroy`` works
+with the hashicorp/aws 5.100.0 provider.
+
+Each patch was checked against the installed moto source and a live request before it was written:
+
+* EC2 ``CreatePlacementGroup`` / ``DescribePlacementGroups`` / ``DeletePlacementGroup`` are not
+  implemented (moto raises ``NotImplementedError`` -> HTTP 500). They are added as EC2 actions backed
+  by an in-memory store on each account/region EC2 backend; tags live in moto's own EC2 tag store,
+  so ``CreateTags``/``DeleteTags``/``DescribeTags`` work on ``pg-`` ids too.
+* Budgets ``DescribeSubscribersForNotification``, ``ListTagsForResource``, ``TagResource`` and
+  ``UntagResource`` are not implemented; ``CreateBudget`` ignores ``ResourceTags``.
+* Application Auto Scaling ``ListTagsForResource``, ``TagResource`` and ``UntagResource`` are not
+  implemented; ``RegisterScalableTarget`` ignores ``Tags``.
+* SageMaker ``DescribeModel`` returns ``VpcConfig: {}`` and ``DescribeEndpointConfig`` /
+  ``DescribeEndpoint`` return ``DataCaptureConfig: {}`` when none was set; the provider reads those as
+  configured (empty) blocks and plans a replacement forever. They are dropped from the responses.
+* SageMaker endpoint-config validation rejects current GPU instance types (ml.g5, ml.g6, ml.g6e,
+  ml.p4d, ml.p5); they are accepted in addition to moto's list.
+* EKS ``CreateNodegroup`` stores a made-up ``remoteAccess {ec2SshKey: eksKeypair}`` when none was
+  requested; ``remote_access`` is not a computed attribute in the provider, so it planned a
+  replacement forever. The node group now keeps what was requested (nothing).
+* ``MOTO_IAM_LOAD_MANAGED_POLICIES=true`` is set before any IAM backend is built, so
+  ``arn:aws:iam::aws:policy/...`` ARNs exist and can be attached.
+
+All patches add or wrap methods on moto's classes in memory (no file under site-packages is touched),
+are applied once per process, and only add an action when moto does not already define it.
+
+moto keeps its state in process-global backends: every emulator started in one process shares it,
+and ``Emulator.reset()`` clears all of it (including the stores added here, which hang off the
+backends that moto rebuilds on reset).
+
+Run it standalone with ``python tests/support/moto_server.py --port 4566`` (``--port 0`` picks a free
+port); it prints the endpoint and serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import json
+import logging
+import os
+import signal
+import threading
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+# moto reads this when it builds an IAM backend (lazily, per account, and again after every reset),
+# so it must be in the environment before the first IAM request, not merely before `import moto`.
+os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+
+REGION = "us-east-1"
+"""The region the provider block and the tests use."""
+
+ACCOUNT_ID = "123456789012"
+"""moto's default account: the one every request signed with access key ``test`` lands in."""
+
+# The `endpoints` keys (hashicorp/aws 5.100.0 schema) for every service this platform uses. Each
+# service has exactly one key here: the provider also accepts aliases (eventbridge/cloudwatchevents for
+# events, applicationautoscaling for appautoscaling, cloudwatchlogs for logs, elasticloadbalancingv2
+# for elbv2), but when several equivalent keys are set it silently keeps the first, so aliases only add
+# ambiguity. Verified with `terraform providers schema -json` against the offline 5.100.0 provider.
+PROVIDER_ENDPOINT_KEYS: tuple[str, ...] = (
+    "appautoscaling",
+    "autoscaling",
+    "budgets",
+    "cloudwatch",
+    "dynamodb",
+    "ec2",
+    "ecr",
+    "eks",
+    "elbv2",
+    "events",
+    "iam",
+    "kms",
+    "lambda",
+    "logs",
+    "route53",
+    "s3",
+    "sagemaker",
+    "sns",
+    "sqs",
+    "ssm",
+    "sts",
+)
+
+# GPU families the platform serves on that moto 5.2.5's endpoint-config validation does not list.
+_SAGEMAKER_SIZES = ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")
+EXTRA_SAGEMAKER_INSTANCE_TYPES: frozenset[str] = frozenset(
+    [f"ml.{family}.{size}" for family in ("g5", "g6", "g6e") for size in _SAGEMAKER_SIZES]
+    + ["ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge", "ml.p5e.48xlarge"]
+)
+
+_PLACEMENT_STRATEGIES = ("cluster", "spread", "partition")
+_SPREAD_LEVELS = ("host", "rack")
+
+_patch_lock = threading.Lock()
+_patched = False
+# Guards the stores this module adds: werkzeug serves each request on its own thread.
+_store_lock = threading.RLock()
+
+
+# --------------------------------------------------------------------------------------------------
+# Small helpers shared by the patches
+# --------------------------------------------------------------------------------------------------
+
+
+def _store(backend: object, name: str) -> dict[str, Any]:
+    """Return a dict kept on a moto backend instance, creating it on first use.
+
+    Keeping the emulator's extra state on the backend gives it moto's account/region keying for free,
+    and moto's reset rebuilds backends from scratch (``BaseBackend.reset`` clears ``__dict__``), so the
+    extra state is reset together with everything else.
+    """
+    with _store_lock:
+        return backend.__dict__.setdefault(name, {})  # type: ignore[no-any-return]
+
+
+def _add_action(cls: type, name: str, func: Callable[..., Any]) -> None:
+    """Register ``func`` as the handler of action ``name`` unless moto already implements it.
+
+    moto dispatches an action to the response-class method named after it in snake_case, so a new
+    method is all a missing action needs. An existing method is kept: if a later moto implements the
+    action, its implementation wins.
+    """
+    if name not in cls.__dict__ and not any(name in base.__dict__ for base in cls.__mro__[1:]):
+        func.__name__ = name
+        func.__qualname__ = f"{cls.__name__}.{name}"
+        setattr(cls, name, func)
+
+
+def _wrap(cls: type, name: str, make_wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Replace ``cls.name`` by ``make_wrapper(original)``, keeping the original's metadata."""
+    original = getattr(cls, name)
+    wrapper = make_wrapper(original)
+    functools.update_wrapper(wrapper, original)
+    setattr(cls, name, wrapper)
+
+
+def _strip_empty(keys: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Build a wrapper that drops ``keys`` from an ``ActionResult`` dict when their value is ``{}``.
+
+    AWS omits an unset structure; moto returns it as an empty object, which the provider reads as a
+    configured-but-empty block and diffs against the configuration on every plan.
+    """
+    from moto.core.responses import ActionResult
+
+    def make_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any) -> Any:
+            result = original(self)
+            body = result.result if isinstance(result, ActionResult) else None
+            if isinstance(body, dict) and any(body.get(key) == {} for key in keys):
+                return ActionResult({k: v for k, v in body.items() if not (k in keys and v == {})})
+            return result
+
+        return wrapper
+
+    return make_wrapper
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    """Turn ``{key: value}`` into AWS's ``[{"Key": key, "Value": value}]``."""
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def _tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """Turn AWS's ``[{"Key": key, "Value": value}]`` into ``{key: value}``."""
+    return {tag["Key"]: tag.get("Value", "") for tag in tags or []}
+
+
+# --------------------------------------------------------------------------------------------------
+# EC2 placement groups
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_ec2_placement_groups() -> None:
+    """Add CreatePlacementGroup, DescribePlacementGroups and DeletePlacementGroup to moto's EC2."""
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.ec2 import utils as ec2_utils
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses import EC2Response
+    from moto.utilities.utils import get_partition
+
+    # moto's CreateTags/DeleteTags reject ids whose prefix it does not know (InvalidID), and its
+    # DescribeTags resource-type filter looks the prefix up; registering "pg" makes both work for
+    # placement groups. Both tables are module-level dicts imported by reference elsewhere in moto.
+    ec2_utils.EC2_RESOURCE_TO_PREFIX.setdefault("placement-group", "pg")
+    ec2_utils.EC2_PREFIX_TO_RESOURCE.setdefault("pg", "placement-group")
+
+    def groups(response: Any) -> dict[str, dict[str, Any]]:
+        return _store(response.ec2_backend, "_emulator_placement_groups")
+
+    def render(response: Any, group: dict[str, Any]) -> dict[str, Any]:
+        tags = response.ec2_backend.tags.get(group["GroupId"], {})
+        return {**group, "Tags": _tag_list(tags)}
+
+    def unknown(name: str) -> EC2ClientError:
+        return EC2ClientError("InvalidPlacementGroup.Unknown", f"The Placement Group '{name}' is unknown.")
+
+    def create_placement_group(self: Any) -> ActionResult:
+        name = self._get_param("GroupName")
+        strategy = self._get_param("Strategy")
+        partition_count = self._get_param("PartitionCount")
+        spread_level = self._get_param("SpreadLevel")
+        if not name:
+            raise EC2ClientError("MissingParameter", "The request must contain the parameter groupName")
+        if strategy not in _PLACEMENT_STRATEGIES:
+            raise EC2ClientError("InvalidParameterValue", f"Invalid value '{strategy}' for strategy.")
+        if partition_count is not None and strategy != "partition":
+            raise EC2ClientError(
+                "InvalidParameterCombination", "PartitionCount is only valid for the partition strategy."
+            )
+        if partition_count is not None and not 1 <= int(partition_count) <= 7:
+            raise EC2ClientError("InvalidParameterValue", "PartitionCount must be between 1 and 7.")
+        if spread_level is not None and (strategy != "spread" or spread_level not in _SPREAD_LEVELS):
+            raise EC2ClientError("InvalidParameterValue", f"Invalid value '{spread_level}' for spreadLevel.")
+        tags = self._parse_tag_specification("placement-group").get("placement-group", {})
+        self.error_on_dryrun()
+        with _store_lock:
+            store = groups(self)
+            if name in store:
+                raise EC2ClientError("InvalidPlacementGroup.Duplicate", f"The Placement Group '{name}' already exists.")
+            group_id = ec2_utils.random_id(prefix="pg")
+            group: dict[str, Any] = {
+                "GroupName": name,
+                "GroupId": group_id,
+                "Strategy": strategy,
+                # AWS creates placement groups synchronously; the provider waits for "available".
+                "State": "available",
+                "GroupArn": (
+                    f"arn:{get_partition(self.region)}:ec2:{self.region}:{self.current_account}:placement-group/{name}"
+                ),
+            }
+            if partition_count is not None:
+                group["PartitionCount"] = int(partition_count)
+            if spread_level is not None:
+                group["SpreadLevel"] = spread_level
+            store[name] = group
+        if tags:
+            self.ec2_backend.create_tags([group_id], tags)
+        return ActionResult({"PlacementGroup": render(self, group)})
+
+    def describe_placement_groups(self: Any) -> ActionResult:
+        names = self._get_param("GroupNames", []) or []
+        ids = self._get_param("GroupIds", []) or []
+        filters = self._filters_from_querystring()
+        with _store_lock:
+            found = list(groups(self).values())
+        for name in names:
+            if not any(group["GroupName"] == name for group in found):
+                raise unknown(name)
+        for group_id in ids:
+            if not any(group["GroupId"] == group_id for group in found):
+                raise EC2ClientError(
+                    "InvalidPlacementGroupId.NotFound", f"The Placement Group ID '{group_id}' does not exist."
+                )
+        if names:
+            found = [group for group in found if group["GroupName"] in names]
+        if ids:
+            found = [group for group in found if group["GroupId"] in ids]
+        rendered = [render(self, group) for group in found]
+        return ActionResult({"PlacementGroups": [g for g in rendered if _matches_filters(g, filters)]})
+
+    def delete_placement_group(self: Any) -> ActionResult:
+        name = self._get_param("GroupName")
+        self.error_on_dryrun()
+        with _store_lock:
+            group = groups(self).pop(name, None)
+        if group is None:
+            raise unknown(name)
+        self.ec2_backend.tags.pop(group["GroupId"], None)
+        return EmptyResult()
+
+    _add_action(EC2Response, "create_placement_group", create_placement_group)
+    _add_action(EC2Response, "describe_placement_groups", describe_placement_groups)
+    _add_action(EC2Response, "delete_placement_group", delete_placement_group)
+
+
+_PLACEMENT_FILTER_FIELDS = {
+    "group-name": "GroupName",
+    "group-id": "GroupId",
+    "group-arn": "GroupArn",
+    "strategy": "Strategy",
+    "state": "State",
+    "spread-level": "SpreadLevel",
+}
+
+
+def _matches_filters(group: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    """Apply DescribePlacementGroups filters (exact values; ``tag:KEY`` and ``tag-key`` included)."""
+    tags = _tag_dict(group.get("Tags"))
+    for name, values in filters.items():
+        if name in _PLACEMENT_FILTER_FIELDS:
+            if str(group.get(_PLACEMENT_FILTER_FIELDS[name], "")) not in values:
+                return False
+        elif name.startswith("tag:"):
+            if tags.get(name[4:]) not in values:
+                return False
+        elif name == "tag-key":
+            if not set(values) & set(tags):
+                return False
+        else:
+            from moto.ec2.exceptions import EC2ClientError
+
+            raise EC2ClientError("InvalidParameterValue", f"The filter '{name}' is invalid")
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
+# Budgets
+# --------------------------------------------------------------------------------------------------
+
+
+def _notification_key(notification: dict[str, Any]) -> tuple[str, str, float, str]:
+    """Identify a budget notification the way AWS does, tolerant of ``80`` vs ``80.0``.
+
+    moto stores the notification exactly as the client sent it; clients differ in whether they send
+    ``ThresholdType`` (default PERCENTAGE) and in how they encode the threshold number.
+    """
+    return (
+        str(notification.get("NotificationType")),
+        str(notification.get("ComparisonOperator")),
+        float(notification.get("Threshold", 0)),
+        str(notification.get("ThresholdType") or "PERCENTAGE"),
+    )
+
+
+def _budget_arn(partition: str, account_id: str, budget_name: str) -> str:
+    """Return a budget's ARN (budgets is a global service: the ARN has no region)."""
+    return f"arn:{partition}:budgets::{account_id}:budget/{budget_name}"
+
+
+def _patch_budgets() -> None:
+    """Add the Budgets subscriber and tagging actions moto lacks, and keep tags given at creation."""
+    from moto.budgets.exceptions import NotFoundException
+    from moto.budgets.responses import BudgetsResponse
+
+    def tags_of(response: Any) -> dict[str, dict[str, str]]:
+        return _store(response.backend, "_emulator_budget_tags")
+
+    def budget_for_arn(response: Any, arn: str) -> str:
+        # arn:aws:budgets::123456789012:budget/NAME
+        try:
+            account_id = arn.split(":")[4]
+            name = arn.split(":", 5)[5].split("/", 1)[1]
+        except IndexError as error:
+            raise NotFoundException(f"Invalid ARN: {arn}") from error
+        if name not in response.backend.budgets.get(account_id, {}):
+            raise NotFoundException(f"Unable to find budget for resource {arn}")
+        return arn
+
+    def describe_subscribers_for_notification(self: Any) -> str:
+        account_id = self._get_param("AccountId")
+        budget_name = self._get_param("BudgetName")
+        wanted = _notification_key(self._get_param("Notification") or {})
+        budget = self.backend.budgets.get(account_id, {}).get(budget_name)
+        if budget is None:
+            raise NotFoundException(f"Unable to get subscribers - the budget {budget_name} doesn't exist.")
+        for notification in budget.notifications:
+            if _notification_key(notification.details) == wanted:
+                return json.dumps({"Subscribers": list(notification.subscribers)})
+        raise NotFoundException("Unable to get subscribers - the notification doesn't exist.")
+
+    def list_tags_for_resource(self: Any) -> str:
+        arn = budget_for_arn(self, self._get_param("ResourceARN"))
+        return json.dumps({"ResourceTags": _tag_list(tags_of(self).get(arn, {}))})
+
+    def tag_resource(self: Any) -> str:
+        arn = budget_for_arn(self, self._get_param("ResourceARN"))
+        with _store_lock:
+            tags_of(self).setdefault(arn, {}).update(_tag_dict(self._get_param("ResourceTags")))
+        return json.dumps({})
+
+    def untag_resource(self: Any) -> str:
+        arn = budget_for_arn(self, self._get_param("ResourceARN"))
+        with _store_lock:
+            for key in self._get_param("ResourceTagKeys") or []:
+                tags_of(self).get(arn, {}).pop(key, None)
+        return json.dumps({})
+
+    def keep_resource_tags(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_budget(self: Any) -> Any:
+            result = original(self)
+            tags = _tag_dict(self._get_param("ResourceTags"))
+            if tags:
+                name = (self._get_param("Budget") or {})["BudgetName"]
+                arn = _budget_arn(self.partition, self._get_param("AccountId"), name)
+                with _store_lock:
+                    tags_of(self)[arn] = tags
+            return result
+
+        return create_budget
+
+    def drop_resource_tags(original: Callable[..., Any]) -> Callable[..., Any]:
+        def delete_budget(self: Any) -> Any:
+            result = original(self)
+            arn = _budget_arn(self.partition, self._get_param("AccountId"), self._get_param("BudgetName"))
+            with _store_lock:
+                tags_of(self).pop(arn, None)
+            return result
+
+        return delete_budget
+
+    _add_action(BudgetsResponse, "describe_subscribers_for_notification", describe_subscribers_for_notification)
+    _add_action(BudgetsResponse, "list_tags_for_resource", list_tags_for_resource)
+    _add_action(BudgetsResponse, "tag_resource", tag_resource)
+    _add_action(BudgetsResponse, "untag_resource", untag_resource)
+    _wrap(BudgetsResponse, "create_budget", keep_resource_tags)
+    _wrap(BudgetsResponse, "delete_budget", drop_resource_tags)
+
+
+# --------------------------------------------------------------------------------------------------
+# Application Auto Scaling
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_application_autoscaling() -> None:
+    """Add Application Auto Scaling tagging, and keep tags given to RegisterScalableTarget."""
+    from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
+    from moto.core.exceptions import JsonRESTError
+
+    def tags_of(response: Any) -> dict[str, dict[str, str]]:
+        return _store(response.applicationautoscaling_backend, "_emulator_target_tags")
+
+    def target_arn(response: Any, arn: str) -> str:
+        backend = response.applicationautoscaling_backend
+        if not any(t.arn == arn for targets in backend.targets.values() for t in targets.values()):
+            raise JsonRESTError("ResourceNotFoundException", f"No scalable target found for {arn}")
+        return arn
+
+    def list_tags_for_resource(self: Any) -> str:
+        arn = target_arn(self, self._get_param("ResourceARN"))
+        return json.dumps({"Tags": dict(tags_of(self).get(arn, {}))})
+
+    def tag_resource(self: Any) -> str:
+        arn = target_arn(self, self._get_param("ResourceARN"))
+        with _store_lock:
+            tags_of(self).setdefault(arn, {}).update(self._get_param("Tags") or {})
+        return json.dumps({})
+
+    def untag_resource(self: Any) -> str:
+        arn = target_arn(self, self._get_param("ResourceARN"))
+        with _store_lock:
+            for key in self._get_param("TagKeys") or []:
+                tags_of(self).get(arn, {}).pop(key, None)
+        return json.dumps({})
+
+    def keep_tags(original: Callable[..., Any]) -> Callable[..., Any]:
+        def register_scalable_target(self: Any) -> Any:
+            result = original(self)
+            tags = self._get_param("Tags") or {}
+            if tags:
+                arn = json.loads(result)["ScalableTargetARN"]
+                with _store_lock:
+                    tags_of(self).setdefault(arn, {}).update(tags)
+            return result
+
+        return register_scalable_target
+
+    def drop_tags(original: Callable[..., Any]) -> Callable[..., Any]:
+        def deregister_scalable_target(self: Any) -> Any:
+            backend = self.applicationautoscaling_backend
+            dimension = self._get_param("ScalableDimension")
+            target = backend.targets.get(dimension, {}).get(self._get_param("ResourceId"))
+            result = original(self)
+            if target is not None:
+                with _store_lock:
+                    tags_of(self).pop(target.arn, None)
+            return result
+
+        return deregister_scalable_target
+
+    _add_action(ApplicationAutoScalingResponse, "list_tags_for_resource", list_tags_for_resource)
+    _add_action(ApplicationAutoScalingResponse, "tag_resource", tag_resource)
+    _add_action(ApplicationAutoScalingResponse, "untag_resource", untag_resource)
+    _wrap(ApplicationAutoScalingResponse, "register_scalable_target", keep_tags)
+    _wrap(ApplicationAutoScalingResponse, "deregister_scalable_target", drop_tags)
+
+
+# --------------------------------------------------------------------------------------------------
+# SageMaker
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_sagemaker() -> None:
+    """Drop empty VpcConfig/DataCaptureConfig from describes; accept current GPU instance types."""
+    from moto.sagemaker.models import FakeEndpointConfig
+    from moto.sagemaker.responses import SageMakerResponse
+
+    _wrap(SageMakerResponse, "describe_model", _strip_empty(("VpcConfig",)))
+    _wrap(SageMakerResponse, "describe_endpoint_config", _strip_empty(("DataCaptureConfig",)))
+    _wrap(SageMakerResponse, "describe_endpoint", _strip_empty(("DataCaptureConfig",)))
+
+    def accept_gpu_types(original: Callable[..., Any]) -> Callable[..., Any]:
+        def validate_instance_type(self: Any, instance_type: str) -> None:
+            if instance_type in EXTRA_SAGEMAKER_INSTANCE_TYPES:
+                return
+            original(self, instance_type)
+
+        return validate_instance_type
+
+    _wrap(FakeEndpointConfig, "validate_instance_type", accept_gpu_types)
+
+
+# --------------------------------------------------------------------------------------------------
+# EKS
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_eks() -> None:
+    """Make EKS node groups report ``remoteAccess`` only when it was requested."""
+    from moto.eks.models import Nodegroup
+
+    def keep_requested_remote_access(original: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(original)
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            requested = signature.bind(self, *args, **kwargs).arguments.get("remote_access")
+            if not requested:
+                # moto substitutes {"ec2SshKey": "eksKeypair"}; its serializer omits None attributes.
+                self.remote_access = None
+
+        return __init__
+
+    _wrap(Nodegroup, "__init__", keep_requested_remote_access)
+
+
+def apply_patches() -> None:
+    """Apply every patch once per process (safe to call repeatedly and from several threads)."""
+    global _patched
+    with _patch_lock:
+        if _patched:
+            return
+        _patch_ec2_placement_groups()
+        _patch_budgets()
+        _patch_application_autoscaling()
+        _patch_sagemaker()
+        _patch_eks()
+        _patched = True
+
+
+# --------------------------------------------------------------------------------------------------
+# The emulator
+# --------------------------------------------------------------------------------------------------
+
+
+class Emulator:
+    """A running moto server; stop it with ``stop()`` or by leaving a ``with`` block."""
+
+    def __init__(self, server: Any, host: str, port: int) -> None:
+        """Wrap an already started ``ThreadedMotoServer`` listening on ``host:port``."""
+        self._server = server
+        self.host = host
+        self.port = port
+        self._stopped = False
+
+    @property
+    def endpoint(self) -> str:
+        """The URL every AWS client (boto3, the Terraform provider) should use."""
+        return f"http://{self.host}:{self.port}"
+
+    def reset(self) -> None:
+        """Forget every resource in every account and region (moto's ``/moto-api/reset``)."""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+    def stop(self) -> None:
+        """Shut the server down and join its thread; calling it again does nothing."""
+        if not self._stopped:
+            self._stopped = True
+            self._server.stop()
+
+    def __enter__(self) -> Emulator:
+        """Return the running emulator."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop the emulator, whatever happened in the block."""
+        self.stop()
+
+    def __repr__(self) -> str:
+        """Show where the emulator listens."""
+        return f"Emulator(endpoint={self.endpoint!r}, stopped={self._stopped})"
+
+
+def start_emulator(port: int = 0) -> Emulator:
+    """Patch moto and start it on 127.0.0.1:``port`` (``0``: a free port chosen by the OS).
+
+    Returns once the socket is bound, so ``.endpoint`` is immediately usable. Use the result as a
+    context manager, or call ``.stop()`` yourself.
+    """
+    from moto.server import ThreadedMotoServer
+
+    apply_patches()
+    # werkzeug logs one INFO line per request; keep warnings and tracebacks of failed requests, but
+    # leave the level alone if the caller configured it.
+    werkzeug_logger = logging.getLogger("werkzeug")
+    if werkzeug_logger.level == logging.NOTSET:
+        werkzeug_logger.setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound_port = server.get_host_and_port()
+    return Emulator(server, host, bound_port)
+
+
+def terraform_provider_block(endpoint: str) -> dict[str, Any]:
+    """Return the ``provider.aws`` settings (Terraform JSON) that point the provider at ``endpoint``.
+
+    Static fake credentials and the ``skip_*`` switches keep the provider from calling STS, IMDS or
+    the account-id lookup at start-up. ``max_retries = 3`` matters: moto answers an unimplemented action
+    with HTTP 500, which the provider would otherwise retry for 10+ minutes before failing.
+    """
+    return {
+        "region": REGION,
+        "access_key": "test",
+        "secret_key": "test",
+        "skip_credentials_validation": True,
+        # Typed string (not bool) in the 5.100.0 provider schema.
+        "skip_metadata_api_check": "true",
+        "skip_requesting_account_id": True,
+        "skip_region_validation": True,
+        "s3_use_path_style": True,
+        "max_retries": 3,
+        # `endpoints` is a set-nested block: Terraform JSON takes a list with one object.
+        "endpoints": [{key: endpoint for key in PROVIDER_ENDPOINT_KEYS}],
+    }
+
+
+def _serve_forever(port: int) -> None:
+    """Run the emulator until SIGINT or SIGTERM (the script entry point)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with start_emulator(port) as emulator:
+        print(f"moto emulator listening on {emulator.endpoint}", flush=True)
+        stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: ``python tests/support/moto_server.py --port N``."""
+    parser = argparse.ArgumentParser(description="Local AWS emulator (patched moto) for Terraform tests.")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1; 0 picks a free one")
+    _serve_forever(parser.parse_args(argv).port)
+
+
+if __name__ == "__main__":
+    main()
