@@ -1,0 +1,159 @@
+"""PlatformNetwork and PlatformKeys: per-environment network shape, endpoints, flow logs, key policies."""
+
+from __future__ import annotations
+
+import re
+
+import cdktf
+import pytest
+from constructs.platform_keys import PlatformKeys, PlatformKeysProps
+from constructs.platform_network import NetworkSettings, PlatformNetwork, PlatformNetworkProps
+from constructs.provider_bindings import aws
+from constructs.validation import ConfigurationError
+
+from tests.conftest import ENVIRONMENTS, only, policy, resources
+
+SHAPE = {
+    # env: (AZs, NAT gateways, interface endpoints)
+    "dev": (2, 1, 0),
+    "staging": (3, 3, 6),
+    "prod": (3, 3, 6),
+}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_subnets_nat_and_routes_match_the_environment(stacks, env) -> None:
+    azs, nats, _ = SHAPE[env]
+    stack = stacks[env]
+    subnets = resources(stack, "aws_subnet").values()
+    public = [s for s in subnets if "kubernetes.io/role/elb" in s["tags"]]
+    private = [s for s in subnets if "kubernetes.io/role/internal-elb" in s["tags"]]
+    assert len(public) == len(private) == azs
+    assert all(s["map_public_ip_on_launch"] is False for s in public)
+    assert all(s["tags"][f"kubernetes.io/cluster/mlp-{env}"] == "shared" for s in public + private)
+    # Each AZ index gets its own zone from the data source.
+    zones = re.compile(r"^\$\{element\(data\.aws_availability_zones\.platform_network_zones_\w+\.names, (\d)\)\}$")
+    assert sorted(int(zones.match(s["availability_zone"]).group(1)) for s in private) == list(range(azs))
+    assert len(resources(stack, "aws_nat_gateway")) == nats
+    assert len(resources(stack, "aws_eip")) == nats
+    private_routes = [r for r in resources(stack, "aws_route").values() if "nat_gateway_id" in r]
+    assert len(private_routes) == azs
+    assert len({r["nat_gateway_id"] for r in private_routes}) == nats
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_subnet_blocks_are_carved_from_the_vpc_without_overlap(stacks, env) -> None:
+    import ipaddress
+
+    vpc = only(stacks[env], "aws_vpc")
+    block = ipaddress.IPv4Network(vpc["cidr_block"])
+    cidrs = [ipaddress.IPv4Network(s["cidr_block"]) for s in resources(stacks[env], "aws_subnet").values()]
+    assert all(c.subnet_of(block) for c in cidrs)
+    assert not any(a.overlaps(b) for i, a in enumerate(cidrs) for b in cidrs[i + 1 :])
+    assert vpc["enable_dns_hostnames"] is True and vpc["enable_dns_support"] is True
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_endpoints_s3_gateway_everywhere_interface_only_where_intended(stacks, env) -> None:
+    endpoints = resources(stacks[env], "aws_vpc_endpoint").values()
+    gateways = [e for e in endpoints if e["vpc_endpoint_type"] == "Gateway"]
+    interfaces = [e for e in endpoints if e["vpc_endpoint_type"] == "Interface"]
+    assert len(gateways) == 1 and gateways[0]["service_name"].endswith(".s3")
+    assert len(gateways[0]["route_table_ids"]) == SHAPE[env][0]
+    assert len(interfaces) == SHAPE[env][2]
+    if interfaces:
+        services = sorted(e["service_name"].rsplit("}.", 1)[1] for e in interfaces)
+        assert services == sorted(["ecr.api", "ecr.dkr", "sts", "logs", "sagemaker.api", "sagemaker.runtime"])
+        assert all(e["private_dns_enabled"] is True for e in interfaces)
+        ingress = only(stacks[env], "aws_vpc_security_group_ingress_rule", "endpoints-https-from-vpc")
+        assert (ingress["from_port"], ingress["to_port"], ingress["cidr_ipv4"]) == (
+            443,
+            443,
+            only(stacks[env], "aws_vpc")["cidr_block"],
+        )
+
+
+@pytest.mark.parametrize(("env", "retention"), [("dev", 14), ("staging", 30), ("prod", 365)])
+def test_flow_logs_go_to_an_encrypted_group_with_matrix_retention(stacks, stack_json, env, retention) -> None:
+    group = only(stacks[env], "aws_cloudwatch_log_group", "network/flow-log-group")
+    assert group["retention_in_days"] == retention
+    assert group["kms_key_id"].startswith("${aws_kms_key.platform_keys_logs_")
+    assert cdktf.Testing.to_have_resource_with_properties(
+        stack_json[env], "aws_flow_log", {"traffic_type": "ALL", "log_destination_type": "cloud-watch-logs"}
+    )
+    role_policy = policy(only(stacks[env], "aws_iam_role_policy", "network/write-flow-logs")["policy"])
+    (statement,) = role_policy["Statement"]
+    assert statement["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    assert all(
+        r.startswith("${aws_cloudwatch_log_group.platform_network_flow-log-group") for r in statement["Resource"]
+    )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_default_security_group_is_locked_down(stacks, env) -> None:
+    default_sg = only(stacks[env], "aws_default_security_group")
+    assert "ingress" not in default_sg and "egress" not in default_sg
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_keys_rotate_and_grant_only_their_services(stacks, env) -> None:
+    keys = {c["//"]["metadata"]["path"].rsplit("/", 1)[1]: c for c in resources(stacks[env], "aws_kms_key").values()}
+    assert set(keys) >= {"data", "eks-secrets", "logs"}
+    for key in keys.values():
+        assert key["enable_key_rotation"] is True
+    expected_window = {"dev": 7, "staging": 14, "prod": 30}[env]
+    assert {k["deletion_window_in_days"] for k in keys.values()} == {expected_window}
+
+    def via_services(key: dict) -> list[str]:
+        doc = policy(key["policy"])
+        (use,) = [s for s in doc["Statement"] if s["Sid"] == "AccountUsesKeyThroughServices"]
+        return [v.split(".", 1)[0] for v in use["Condition"]["StringEquals"]["kms:ViaService"]]
+
+    assert via_services(keys["data"]) == ["s3", "ec2", "sagemaker", "ecr"]
+    assert via_services(keys["eks-secrets"]) == ["eks"]
+    logs = policy(keys["logs"]["policy"])
+    (service,) = [s for s in logs["Statement"] if s["Sid"] == "CloudWatchLogsOfThisAccount"]
+    assert re.fullmatch(
+        r"logs\.\$\{data\.aws_region\.platform_region_\w+\.name\}\.amazonaws\.com", service["Principal"]["Service"]
+    )
+    assert "kms:EncryptionContext:aws:logs:arn" in service["Condition"]["ArnLike"]
+    for key in keys.values():
+        for statement in policy(key["policy"])["Statement"]:
+            assert "kms:*" not in statement["Action"]
+
+
+def _network_stack(settings: NetworkSettings) -> cdktf.TerraformStack:
+    stack = cdktf.TerraformStack(cdktf.Testing.app(), "net")
+    aws.provider.AwsProvider(stack, "aws", region="us-east-1")
+    keys = PlatformKeys(
+        stack, "keys", PlatformKeysProps(name_prefix="t", account_id="123456789012", region="us-east-1")
+    )
+    PlatformNetwork(stack, "network", PlatformNetworkProps(name="t", settings=settings, logs_key=keys.logs))
+    return stack
+
+
+def test_network_construct_without_cluster_name_has_no_cluster_tag() -> None:
+    stack = _network_stack(NetworkSettings(vpc_cidr="10.0.0.0/20", az_count=2, nat_gateways="single"))
+    synthesized = cdktf.Testing.synth(stack)
+    assert "kubernetes.io/cluster/" not in synthesized
+    # A /20 VPC still yields /23 private and /26 public subnets.
+    assert cdktf.Testing.to_have_resource_with_properties(synthesized, "aws_subnet", {"cidr_block": "10.0.0.0/23"})
+    assert cdktf.Testing.to_have_resource_with_properties(synthesized, "aws_subnet", {"cidr_block": "10.0.14.0/26"})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"vpc_cidr": "10.0.0.1/16"}, "vpc_cidr"),
+        ({"vpc_cidr": "10.0.0.0/24"}, "vpc_cidr"),
+        ({"vpc_cidr": "not-a-cidr"}, "vpc_cidr"),
+        ({"az_count": 1}, "az_count"),
+        ({"az_count": True}, "az_count"),
+        ({"nat_gateways": "none"}, "nat_gateways"),
+        ({"interface_endpoints": ["sts"]}, "interface_endpoints"),
+        ({"flow_log_retention_days": 0}, "flow_log_retention_days"),
+    ],
+)
+def test_bad_network_settings_are_rejected(kwargs, field) -> None:
+    with pytest.raises(ConfigurationError, match=rf"NetworkSettings: field '{field}'.*allowed"):
+        NetworkSettings(**kwargs)
