@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf import Aspects, LocalBackend, S3Backend, TerraformStack
 from constructs import Construct
@@ -17,6 +19,47 @@ from constructs.validation import ConfigurationError, require_one_of
 from stacks.environments import EnvironmentConfig
 
 REQUIRED_TAGS = ("environment", "team", "cost_center", "project")
+LOOPBACK_ENDPOINT = re.compile(r"^http://(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$")
+# AWS APIs the platform calls, by the provider's canonical endpoint names.
+EMULATED_SERVICES = (
+    "applicationautoscaling",
+    "autoscaling",
+    "budgets",
+    "cloudwatch",
+    "dynamodb",
+    "ec2",
+    "ecr",
+    "eks",
+    "elbv2",
+    "events",
+    "iam",
+    "kms",
+    "lambda_",
+    "logs",
+    "route53",
+    "s3",
+    "sagemaker",
+    "sns",
+    "sqs",
+    "ssm",
+    "sts",
+)
+
+
+def emulator_provider_settings(endpoint: str) -> dict[str, Any]:
+    """AWS provider arguments that send every call to a local emulator instead of AWS."""
+    return {
+        "access_key": "test",
+        "secret_key": "test",
+        "skip_credentials_validation": True,
+        "skip_metadata_api_check": "true",
+        "skip_requesting_account_id": True,
+        "skip_region_validation": True,
+        "s3_use_path_style": True,
+        # An emulator answers unimplemented actions with HTTP 500; the default retries take 10+ minutes.
+        "max_retries": 3,
+        "endpoints": [aws.provider.AwsProviderEndpoints(**dict.fromkeys(EMULATED_SERVICES, endpoint))],
+    }
 
 
 @dataclass(frozen=True)
@@ -28,15 +71,26 @@ class DeploymentSettings:
     state_bucket: S3 bucket holding every environment's state (see docs/state-bootstrap.md).
     state_region: region of that bucket.
     lock_table: optional DynamoDB lock table, for Terraform versions before S3-native locking.
+    emulator_endpoint: a local AWS emulator (``http://127.0.0.1:<port>``) to send every AWS API
+      call to instead of AWS. Only the provider block changes; the resources are exactly those of
+      the real environment. Used by the emulator deploy test; loopback addresses only.
     """
 
     backend: str = "s3"
     state_bucket: str = "mlp-terraform-state"
     state_region: str = "us-east-1"
     lock_table: str | None = None
+    emulator_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         require_one_of("deployment", "ML_PLATFORM_BACKEND", self.backend, ("s3", "local"))
+        if self.emulator_endpoint is not None and not LOOPBACK_ENDPOINT.match(self.emulator_endpoint):
+            raise ConfigurationError(
+                "deployment",
+                "ML_PLATFORM_EMULATOR_ENDPOINT",
+                self.emulator_endpoint,
+                "an http URL on the loopback interface, such as 'http://127.0.0.1:5000'",
+            )
         if self.backend == "s3" and not self.state_bucket:
             raise ConfigurationError("deployment", "ML_PLATFORM_STATE_BUCKET", self.state_bucket, "a bucket name")
 
@@ -50,6 +104,7 @@ class DeploymentSettings:
             state_bucket=env.get("ML_PLATFORM_STATE_BUCKET", defaults.state_bucket),
             state_region=env.get("ML_PLATFORM_STATE_REGION", defaults.state_region),
             lock_table=env.get("ML_PLATFORM_LOCK_TABLE") or None,
+            emulator_endpoint=env.get("ML_PLATFORM_EMULATOR_ENDPOINT") or None,
         )
 
 
@@ -69,6 +124,7 @@ class MlPlatformStack(TerraformStack):
             "aws",
             region=config.region,
             default_tags=[aws.provider.AwsProviderDefaultTags(tags=self.tags)],
+            **(emulator_provider_settings(deployment.emulator_endpoint) if deployment.emulator_endpoint else {}),
         )
         self._backend(deployment)
         self.platform = MlPlatform(

@@ -143,3 +143,34 @@ def test_check_error_type_is_exposed_for_callers() -> None:
         "(set default_tags on its provider)"
     ]
     assert issubclass(SynthesisCheckError, Exception)
+
+
+def test_emulator_switch_changes_only_the_provider_block() -> None:
+    import json
+
+    plain = json.loads(
+        cdktf.Testing.synth(MlPlatformStack(cdktf.Testing.app(), BASE_MATRIX["dev"], DeploymentSettings()))
+    )
+    emulated = json.loads(
+        cdktf.Testing.synth(
+            MlPlatformStack(
+                cdktf.Testing.app(), BASE_MATRIX["dev"], DeploymentSettings(emulator_endpoint="http://127.0.0.1:4566")
+            )
+        )
+    )
+    assert emulated["resource"] == plain["resource"]
+    assert emulated.get("data") == plain.get("data")
+    assert emulated.get("output") == plain.get("output")
+    (provider,) = emulated["provider"]["aws"]
+    assert provider["max_retries"] == 3
+    assert provider["skip_credentials_validation"] is True
+    assert set(provider["endpoints"][0].values()) == {"http://127.0.0.1:4566"}
+    assert {"s3", "ec2", "iam", "sagemaker", "eks", "budgets"} <= set(provider["endpoints"][0])
+
+
+@pytest.mark.parametrize("endpoint", ["http://10.0.0.5:4566", "https://s3.amazonaws.com", "127.0.0.1:4566"])
+def test_emulator_endpoint_must_be_loopback(endpoint) -> None:
+    from constructs.validation import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"ML_PLATFORM_EMULATOR_ENDPOINT.*loopback"):
+        DeploymentSettings.from_environ({"ML_PLATFORM_EMULATOR_ENDPOINT": endpoint})
