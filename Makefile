@@ -6,6 +6,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov has its own venv: its exact boto3 pin conflicts with the one moto needs (docs/security.md).
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+export ML_PLATFORM_CHECKOV ?= $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CHECKPOINT_DISABLE := 1
@@ -14,13 +18,21 @@ export CHECKPOINT_DISABLE := 1
 ML_PLATFORM_TF_MIRROR ?= $(shell find / -maxdepth 4 -type d -path '*tf-plugins' 2>/dev/null | head -n 1)
 export ML_PLATFORM_TF_MIRROR
 
-.PHONY: install synth test test-fast lint format bench diff deploy destroy clean
+.PHONY: install synth test test-fast lint format bench diff deploy destroy clean checkov scan
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip==25.3
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+checkov: $(CHECKOV_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -33,12 +45,17 @@ synth: install
 	node_modules/.bin/cdktf synth
 
 ## The whole test suite, including the emulator deploy test (about 3 minutes).
-test: $(PY_STAMP)
+test: $(PY_STAMP) $(CHECKOV_STAMP)
 	$(PY) -m pytest
 
 ## The unit suite only: skips the emulator deploy cycle and the naive-import comparison.
-test-fast: $(PY_STAMP)
+test-fast: $(PY_STAMP) $(CHECKOV_STAMP)
 	$(PY) -m pytest -m "not slow"
+
+## Synthesize, then scan every stack with checkov and the accepted findings of .checkov.yaml.
+scan: $(PY_STAMP) $(CHECKOV_STAMP)
+	$(PY) main.py
+	for env in dev staging prod; do $(ML_PLATFORM_CHECKOV) --config-file .checkov.yaml -d cdktf.out/stacks/$$env || exit 1; done
 
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .

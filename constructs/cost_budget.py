@@ -8,7 +8,7 @@ from typing import Any
 
 from constructs import Construct
 from constructs.provider_bindings import aws
-from constructs.validation import require
+from constructs.validation import require, require_field_types
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -26,6 +26,7 @@ class BudgetSettings:
 
     def __post_init__(self) -> None:
         where = "BudgetSettings"
+        require_field_types(self, where)
         ok = isinstance(self.monthly_limit_usd, int) and not isinstance(self.monthly_limit_usd, bool)
         require(
             ok and self.monthly_limit_usd > 0,

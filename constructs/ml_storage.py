@@ -7,7 +7,7 @@ from typing import Any
 
 from constructs import Construct
 from constructs.secure_bucket import SecureBucket, SecureBucketProps
-from constructs.validation import require, require_int_range
+from constructs.validation import require, require_field_types, require_int_range
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class StorageSettings:
 
     def __post_init__(self) -> None:
         where = "StorageSettings"
+        require_field_types(self, where)
         require(
             not (self.force_destroy and self.prevent_destroy),
             where,

@@ -8,7 +8,7 @@ from typing import Any
 from constructs import Construct
 from constructs.iam_policy import PolicyStatement, policy_document
 from constructs.provider_bindings import aws
-from constructs.validation import ConfigurationError, require_int_range
+from constructs.validation import ConfigurationError, require_field_types, require_int_range
 
 # Explicit administration actions: the account administers the key without a `kms:*` wildcard.
 KEY_ADMIN_ACTIONS = (
@@ -47,6 +47,7 @@ class PlatformKeysSettings:
     deletion_window_days: int = 30
 
     def __post_init__(self) -> None:
+        require_field_types(self, "PlatformKeysSettings")
         require_int_range("PlatformKeysSettings", "deletion_window_days", self.deletion_window_days, 7, 30)
 
 
@@ -85,7 +86,7 @@ class PlatformKeys(Construct):
             "data",
             "ML platform data: S3 buckets, EBS and SageMaker volumes, ECR images",
             via_services=("s3", "ec2", "sagemaker", "ecr"),
-            extra=(self._ebs_attachment_statement(),),
+            extra=(self._ebs_use_statement(), self._ebs_attachment_statement()),
         )
         self.eks_secrets = self._key(
             "eks-secrets",
@@ -137,6 +138,23 @@ class PlatformKeys(Construct):
             self, f"{purpose}-alias", name=f"alias/{self.props.name_prefix}-{purpose}", target_key_id=key.key_id
         )
         return key
+
+    def _ebs_use_statement(self) -> PolicyStatement:
+        # The grant alone is not enough: the Auto Scaling service-linked role also calls the key
+        # directly when it launches an instance with an encrypted volume (AWS's documented key policy
+        # for CMK-encrypted Auto Scaling volumes; aws/ebs allows the same through EC2 only).
+        return PolicyStatement(
+            sid="AccountServiceRolesUseKeyForVolumes",
+            principals={"AWS": "*"},
+            actions=KEY_USE_ACTIONS,
+            resources=("*",),
+            conditions={
+                "StringEquals": {
+                    "kms:CallerAccount": self.props.account_id,
+                    "kms:ViaService": f"ec2.{self.props.region}.amazonaws.com",
+                }
+            },
+        )
 
     def _ebs_attachment_statement(self) -> PolicyStatement:
         # The Auto Scaling and EKS service-linked roles launch instances with encrypted volumes; they

@@ -9,7 +9,7 @@ from cdktf import Fn
 from constructs import Construct
 from constructs.iam_policy import PolicyStatement, grant, service_role
 from constructs.provider_bindings import aws
-from constructs.validation import parse_cidr, require, require_int_range, require_one_of
+from constructs.validation import parse_cidr, require, require_field_types, require_int_range, require_one_of
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
@@ -76,6 +76,7 @@ class NetworkSettings:
 
     def __post_init__(self) -> None:
         where = "NetworkSettings"
+        require_field_types(self, where)
         parse_cidr(where, "vpc_cidr", self.vpc_cidr, min_prefix=16, max_prefix=20)
         require_int_range(where, "az_count", self.az_count, 2, 6)
         require_one_of(where, "nat_gateways", self.nat_gateways, ("single", "per_az"))

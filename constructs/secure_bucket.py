@@ -10,6 +10,7 @@ from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 from constructs.iam_policy import PolicyStatement, grant, policy_document
 from constructs.provider_bindings import aws
+from constructs.synth_checks import suppress
 from constructs.validation import ConfigurationError, require, require_int_range
 
 # An unresolved Terraform token inside a Python string, e.g. the account ID from a data source.
@@ -99,6 +100,13 @@ class SecureBucket(Construct):
             )
         self.props = props
         self.kms_key = props.kms_key
+        if props.kms_key is None:
+            suppress(
+                self,
+                "S3-2",
+                "S3 server access logging delivers only to buckets encrypted with SSE-S3 (AES256), not SSE-KMS; "
+                "this bucket receives access logs only",
+            )
 
         self.bucket = aws.s3_bucket.S3Bucket(
             self,

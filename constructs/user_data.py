@@ -43,7 +43,10 @@ _RULES: dict[str, tuple[re.Pattern[str], str]] = {
     "lifecycle_hook_name": (_HOOK_NAME, "1-255 letters, digits, '_', '-' or '/'"),
     "asg_name": (_ASG_NAME, "1-255 letters, digits, '.', '_' or '-', starting with a letter or digit"),
     "data_prefix": (_PREFIX, "an S3 key prefix of letters, digits, '.', '_', '=', '-' and '/'"),
-    "metrics_namespace": (_NAMESPACE, "a CloudWatch namespace of letters, digits, '.', '_', '#', '-' and '/'"),
+    "metrics_namespace": (
+        _NAMESPACE,
+        "a CloudWatch namespace of letters, digits, '.', '_', '#', '-' and '/'",
+    ),
 }
 
 
@@ -92,7 +95,7 @@ class GpuNodeBootstrapParams:
                 raise ValueError(f"GpuNodeBootstrapParams.{name} must not be empty; expected {allowed}")
             if is_token(value) and "'" in value:
                 # shlex.quote would split the quote out of the expression and break the interpolation.
-                raise ValueError(f"GpuNodeBootstrapParams.{name} is a token and must not contain \"'\", got {value!r}")
+                raise ValueError(f'GpuNodeBootstrapParams.{name} is a token and must not contain "\'", got {value!r}')
             if not value or is_token(value):
                 continue
             if not pattern.fullmatch(value):
@@ -107,12 +110,12 @@ class GpuNodeBootstrapParams:
 
     def _check_prefix_and_namespace(self) -> None:
         prefix = self.data_prefix
-        if prefix and not is_token(prefix):
-            if prefix.startswith("/") or "//" in prefix or ".." in prefix.split("/"):
-                raise ValueError(
-                    "GpuNodeBootstrapParams.data_prefix must be a relative S3 key prefix without a leading "
-                    f"'/', '//' or '..' segments, got {prefix!r}"
-                )
+        unsafe_prefix = prefix.startswith("/") or "//" in prefix or ".." in prefix.split("/")
+        if prefix and not is_token(prefix) and unsafe_prefix:
+            raise ValueError(
+                "GpuNodeBootstrapParams.data_prefix must be a relative S3 key prefix without a leading "
+                f"'/', '//' or '..' segments, got {prefix!r}"
+            )
         namespace = self.metrics_namespace
         if namespace and not is_token(namespace) and namespace.startswith("AWS/"):
             raise ValueError(
@@ -138,7 +141,7 @@ def render_gpu_node_user_data(
     """Return the bootstrap script with ``params`` inserted as ``readonly`` shell variables.
 
     Args:
-        params: Validated parameters; values containing ``${`` are Terraform/CDKTF tokens and are kept verbatim.
+        params: Validated parameters; values containing ``${`` are Terraform/CDKTF tokens, kept verbatim.
         escape_body: Escape Terraform template sequences in the script body (not in the parameter values).
             Use True when the result goes into Terraform configuration, such as a launch template's user data;
             use False to get the script exactly as bash will run it.

@@ -6,10 +6,14 @@ Every error says *where* (an environment, or a construct path), *which field*, t
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import ipaddress
 import re
-from collections.abc import Iterable
-from typing import Any
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, Union
 
 
 class ConfigurationError(ValueError):
@@ -35,6 +39,77 @@ def require(condition: bool, where: str, field: str, value: Any, allowed: str) -
     """Raise :class:`ConfigurationError` unless ``condition`` holds."""
     if not condition:
         raise ConfigurationError(where, field, value, allowed)
+
+
+def _describe(annotation: Any) -> str:
+    """A type annotation in the words of someone writing JSON overrides."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args)
+    if origin is tuple:
+        return f"a list of {_describe(args[0])} values" if len(args) == 2 and args[1] is Ellipsis else "a list"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(arg) for arg in args)
+    names = {bool: "a boolean (true/false)", int: "a whole number", float: "a number", str: "a string"}
+    if annotation is type(None):
+        return "null"
+    if annotation in names:
+        return names[annotation]
+    if dataclasses.is_dataclass(annotation):
+        return f"{annotation.__name__} settings (override their fields by dotted path)"
+    return f"a {getattr(annotation, '__name__', annotation)}"
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` has the type ``annotation`` describes; bools are never numbers."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(item, args[0]) for item in value)
+        return not args or (len(value) == len(args) and all(map(_matches, value, args)))
+    if origin is Literal:
+        return value in args
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
+        key_type, value_type = args or (Any, Any)
+        return isinstance(value, Mapping) and all(
+            _matches(k, key_type) and _matches(v, value_type) for k, v in value.items()
+        )
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    # Any other typing construct is left to the class's own checks.
+    return True
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def require_field_types(instance: Any, where: str) -> None:
+    """Every field of the dataclass ``instance`` has its annotated type (``True`` is not an int, ``"1"`` not a bool).
+
+    Settings classes call this first in ``__post_init__``, so a wrong type is reported as such
+    instead of slipping through a range or membership check (``True == 1``, ``14.0 == 14``).
+    """
+    hints = _field_types(type(instance))
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        annotation = hints.get(field.name, Any)
+        require(_matches(value, annotation), where, field.name, value, _describe(annotation))
 
 
 def require_int_range(where: str, field: str, value: Any, low: int, high: int) -> None:

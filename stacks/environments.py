@@ -25,18 +25,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from constructs.cost_budget import BudgetSettings
+from constructs.eks_cluster import EksClusterSettings
+from constructs.eks_gpu_node_group import EksGpuNodeGroupSettings
+from constructs.eks_node_group import EksNodeGroupSettings
+from constructs.gpu_training_cluster import GpuTrainingClusterSettings
 from constructs.ml_storage import StorageSettings
 from constructs.platform_keys import PlatformKeysSettings
 from constructs.platform_network import NetworkSettings
+from constructs.sagemaker_endpoint import (
+    DEFAULT_CONTAINER_ENVIRONMENT,
+    InstanceVariantSettings,
+    SageMakerEndpointSettings,
+    ServerlessVariantSettings,
+)
+from constructs.sagemaker_training import SageMakerTrainingSettings
 from constructs.validation import (
     SUPPORTED_REGIONS,
     ConfigurationError,
     is_gpu_instance_type,
     require,
+    require_field_types,
     require_one_of,
 )
 
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
+# Environments holding production data: an override cannot switch their protection off.
+PROTECTED_ENVIRONMENTS = ("prod",)
 OVERRIDES_ENV = "ML_PLATFORM_OVERRIDES"
 OVERRIDES_FILE_ENV = "ML_PLATFORM_OVERRIDES_FILE"
 
@@ -79,19 +93,34 @@ class EnvironmentConfig:
     region: AWS region of every resource of the environment.
     gpu_enabled: whether GPU (and other accelerated) instance types may appear anywhere in it.
     multi_az: production-grade availability: a NAT gateway per AZ and workloads spread over >= 3 AZs.
+    protected: the environment holds data that must survive ``terraform destroy``: the security pack
+      (rule PROT-1) requires deletion protection on every stateful resource, and the storage and key
+      settings must protect data (prevent_destroy, a 30-day key deletion window).
     tags: owner tags for cost attribution.
     network, keys, storage, budget: the feature sections (see each settings class).
+    eks: the EKS cluster for ML workloads (named after ``name_prefix``), or None for none.
+    training: the GPU training cluster, or None for an environment without one.
+    sagemaker: SageMaker serving (endpoint, image repository, alarms), or None for none.
+    sagemaker_training: SageMaker training jobs' role and job specification, or None for none.
     """
 
     name: str
     region: str
     gpu_enabled: bool
     multi_az: bool
+    protected: bool
     tags: OwnerTags
     network: NetworkSettings
     keys: PlatformKeysSettings
     storage: StorageSettings
     budget: BudgetSettings
+    eks: EksClusterSettings | None
+    training: GpuTrainingClusterSettings | None
+    sagemaker: SageMakerEndpointSettings | None
+    sagemaker_training: SageMakerTrainingSettings | None
+
+    def __post_init__(self) -> None:
+        require_field_types(self, "EnvironmentConfig")
 
     @property
     def name_prefix(self) -> str:
@@ -109,6 +138,7 @@ BASE_MATRIX: Mapping[str, EnvironmentConfig] = {
         region="us-east-1",
         gpu_enabled=False,
         multi_az=False,
+        protected=False,
         tags=_OWNERS,
         network=NetworkSettings(
             vpc_cidr="10.10.0.0/16",
@@ -126,6 +156,48 @@ BASE_MATRIX: Mapping[str, EnvironmentConfig] = {
             access_logging=False,
         ),
         budget=BudgetSettings(monthly_limit_usd=500, alert_emails=_ALERTS),
+        # A small CPU-only cluster. Its API endpoint is private as everywhere; an operator may open it
+        # to named CIDRs with an override of eks.public_access_cidrs (never in a protected environment).
+        eks=EksClusterSettings(
+            log_retention_days=14,
+            support_type="STANDARD",
+            storage_reclaim_policy="Delete",
+            cpu_node_group=EksNodeGroupSettings(
+                instance_types=("t3.large", "m6i.large"),
+                min_size=1,
+                max_size=3,
+                desired_size=1,
+                capacity_type="ON_DEMAND",
+                disk_size_gib=50,
+            ),
+            gpu_node_group=None,
+        ),
+        # No GPUs in dev: training code is exercised in staging.
+        training=None,
+        # Serverless serving: nothing runs (or bills) between requests; cold starts are fine in dev.
+        # No VPC, network isolation or data capture: Serverless Inference supports none of them.
+        sagemaker=SageMakerEndpointSettings(
+            variants=(ServerlessVariantSettings(memory_size_in_mb=2048, max_concurrency=5),),
+            # One model-server worker per serverless container, as SageMaker recommends.
+            container_environment=(*DEFAULT_CONTAINER_ENVIRONMENT, ("SAGEMAKER_MODEL_SERVER_WORKERS", "1")),
+            network_isolation=False,
+            vpc=False,
+            data_capture_percentage=None,
+            min_instance_count=1,
+            max_instance_count=1,
+            log_retention_days=14,
+            image_keep_count=10,
+            untagged_image_expiry_days=3,
+            image_force_delete=True,
+        ),
+        # CPU training on spot capacity: exercises the job specification without GPU cost.
+        sagemaker_training=SageMakerTrainingSettings(
+            instance_type="ml.m5.xlarge",
+            volume_size_gb=50,
+            max_runtime_seconds=4 * 3600,
+            max_wait_seconds=8 * 3600,
+            vpc=False,
+        ),
     ),
     # Staging: production's configuration at a smaller scale, so a change is proven before prod.
     "staging": EnvironmentConfig(
@@ -133,6 +205,7 @@ BASE_MATRIX: Mapping[str, EnvironmentConfig] = {
         region="us-east-1",
         gpu_enabled=True,
         multi_az=True,
+        protected=False,
         tags=_OWNERS,
         network=NetworkSettings(
             vpc_cidr="10.20.0.0/16",
@@ -150,6 +223,59 @@ BASE_MATRIX: Mapping[str, EnvironmentConfig] = {
             access_logging=True,
         ),
         budget=BudgetSettings(monthly_limit_usd=3000, alert_emails=_ALERTS),
+        # Production's cluster shape; Spot GPU nodes, since a reclaimed node only costs a retried test.
+        eks=EksClusterSettings(
+            log_retention_days=30,
+            support_type="STANDARD",
+            storage_reclaim_policy="Delete",
+            cpu_node_group=EksNodeGroupSettings(
+                instance_types=("m6i.xlarge",),
+                min_size=2,
+                max_size=6,
+                desired_size=2,
+                capacity_type="ON_DEMAND",
+                disk_size_gib=50,
+            ),
+            gpu_node_group=EksGpuNodeGroupSettings(
+                instance_types=("g5.xlarge", "g5.2xlarge"),
+                min_size=0,
+                max_size=4,
+                desired_size=0,
+                capacity_type="SPOT",
+                disk_size_gib=100,
+            ),
+        ),
+        # Production's node types at a quarter of its size, all spot, and switched off every night.
+        training=GpuTrainingClusterSettings(
+            instance_types=("g5.12xlarge", "g6.12xlarge"),
+            max_size=2,
+            on_demand_base_capacity=0,
+            on_demand_percentage_above_base=0,
+            idle_minutes=30,
+            scale_to_zero_cron="0 20 * * *",
+            schedule_time_zone="America/New_York",
+            log_retention_days=30,
+            notification_emails=_ALERTS,
+        ),
+        # Production's serving shape with one instance (autoscaling to two) and full data capture.
+        sagemaker=SageMakerEndpointSettings(
+            variants=(InstanceVariantSettings(instance_type="ml.g5.xlarge", initial_instance_count=1),),
+            data_capture_percentage=100,
+            min_instance_count=1,
+            max_instance_count=2,
+            target_invocations_per_instance=100,
+            # A single instance cannot be split into a canary: all at once, baked, rolled back on alarms.
+            traffic_shifting="ALL_AT_ONCE",
+            wait_interval_seconds=600,
+            termination_wait_seconds=300,
+            log_retention_days=30,
+            image_keep_count=30,
+        ),
+        sagemaker_training=SageMakerTrainingSettings(
+            instance_type="ml.p3.8xlarge",
+            max_runtime_seconds=24 * 3600,
+            max_wait_seconds=48 * 3600,
+        ),
     ),
     # Prod: high availability, protected data, longest retention.
     "prod": EnvironmentConfig(
@@ -157,6 +283,7 @@ BASE_MATRIX: Mapping[str, EnvironmentConfig] = {
         region="us-east-1",
         gpu_enabled=True,
         multi_az=True,
+        protected=True,
         tags=_OWNERS,
         network=NetworkSettings(
             vpc_cidr="10.30.0.0/16",
@@ -174,6 +301,62 @@ BASE_MATRIX: Mapping[str, EnvironmentConfig] = {
             access_logging=True,
         ),
         budget=BudgetSettings(monthly_limit_usd=20000, alert_emails=_ALERTS),
+        # On-Demand GPU nodes (serving must not be reclaimed), volumes kept after their claims, and
+        # extended support so EKS never force-upgrades production when standard support ends.
+        eks=EksClusterSettings(
+            log_retention_days=365,
+            support_type="EXTENDED",
+            storage_reclaim_policy="Retain",
+            cpu_node_group=EksNodeGroupSettings(
+                instance_types=("m6i.xlarge",),
+                min_size=2,
+                max_size=6,
+                desired_size=3,
+                capacity_type="ON_DEMAND",
+                disk_size_gib=50,
+            ),
+            gpu_node_group=EksGpuNodeGroupSettings(
+                instance_types=("g5.xlarge", "g5.2xlarge"),
+                min_size=0,
+                max_size=10,
+                desired_size=0,
+                capacity_type="ON_DEMAND",
+                disk_size_gib=100,
+            ),
+        ),
+        # On-demand: a synchronous data-parallel job stops when any one node is interrupted, so spot
+        # would put production runs' deadlines at risk; runs may last overnight, so no nightly stop.
+        training=GpuTrainingClusterSettings(
+            instance_types=("g5.12xlarge", "g6.12xlarge"),
+            max_size=8,
+            on_demand_base_capacity=0,
+            on_demand_percentage_above_base=100,
+            idle_minutes=60,
+            log_retention_days=365,
+            notification_emails=_ALERTS,
+        ),
+        # At least two instances spread over the private subnets' AZs, up to six under load; a new
+        # model version reaches one canary instance first and is rolled back if the alarms fire.
+        sagemaker=SageMakerEndpointSettings(
+            variants=(InstanceVariantSettings(instance_type="ml.g5.xlarge", initial_instance_count=2),),
+            data_capture_percentage=20,
+            min_instance_count=2,
+            max_instance_count=6,
+            target_invocations_per_instance=100,
+            traffic_shifting="CANARY",
+            canary_instance_count=1,
+            wait_interval_seconds=900,
+            termination_wait_seconds=900,
+            log_retention_days=365,
+            image_keep_count=100,
+            untagged_image_expiry_days=14,
+        ),
+        # Managed spot with S3 checkpoints: SageMaker resumes an interrupted job by itself.
+        sagemaker_training=SageMakerTrainingSettings(
+            instance_type="ml.p3.8xlarge",
+            max_runtime_seconds=72 * 3600,
+            max_wait_seconds=96 * 3600,
+        ),
     ),
 }
 
@@ -187,6 +370,10 @@ def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for field in dataclasses.fields(value):
             yield from _walk(getattr(value, field.name), f"{path}.{field.name}" if path else field.name)
+    elif isinstance(value, tuple) and value and all(dataclasses.is_dataclass(item) for item in value):
+        # A tuple of settings objects (SageMaker variants): each item's fields are leaves too.
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
     else:
         yield path, value
 
@@ -222,12 +409,38 @@ def validate_environment(config: EnvironmentConfig) -> None:
             config.network.az_count,
             "3 or more when multi_az is True",
         )
+    if config.protected:
+        require(
+            config.storage.prevent_destroy,
+            where,
+            "storage.prevent_destroy",
+            config.storage.prevent_destroy,
+            "True when protected is True (Terraform must never destroy protected data)",
+        )
+        require(
+            config.keys.deletion_window_days == 30,
+            where,
+            "keys.deletion_window_days",
+            config.keys.deletion_window_days,
+            "30 when protected is True (the longest window to cancel a key deletion)",
+        )
+        if config.eks is not None:
+            require(
+                not config.eks.public_access_cidrs,
+                where,
+                "eks.public_access_cidrs",
+                config.eks.public_access_cidrs,
+                "empty when protected is True (a protected environment's Kubernetes API stays private)",
+            )
 
 
 def validate_matrix(configs: Mapping[str, EnvironmentConfig]) -> None:
     """Rules across environments: names match keys, VPC CIDRs do not overlap (they may be peered)."""
     for key, config in configs.items():
         require(config.name == key, _where(key), "name", config.name, f"the matrix key {key!r}")
+    for key in PROTECTED_ENVIRONMENTS:
+        if key in configs:
+            require(configs[key].protected, _where(key), "protected", configs[key].protected, "True (production data)")
     seen: list[tuple[str, ipaddress.IPv4Network]] = []
     for key, config in configs.items():
         block = ipaddress.IPv4Network(config.network.vpc_cidr)

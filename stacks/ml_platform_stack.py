@@ -12,7 +12,7 @@ from cdktf import Aspects, LocalBackend, S3Backend, TerraformStack
 from constructs import Construct
 from constructs.ml_platform import MlPlatform, MlPlatformProps
 from constructs.provider_bindings import aws
-from constructs.required_tags import RequiredTags
+from constructs.security_rules import security_pack
 from constructs.synth_checks import SynthChecks
 from constructs.validation import ConfigurationError, require_one_of
 
@@ -138,9 +138,19 @@ class MlPlatformStack(TerraformStack):
                 keys=config.keys,
                 storage=config.storage,
                 budget=config.budget,
+                training=config.training,
+                eks=config.eks,
+                sagemaker=config.sagemaker,
+                sagemaker_training=config.sagemaker_training,
             ),
         )
-        Aspects.of(self).add(SynthChecks("required-tags", [RequiredTags(REQUIRED_TAGS)]))
+        # One aspect runs the whole security policy (docs/security.md) on the final configuration.
+        Aspects.of(self).add(
+            SynthChecks(
+                "ml-platform-security",
+                security_pack(required_tags=REQUIRED_TAGS, gpu_enabled=config.gpu_enabled, protected=config.protected),
+            )
+        )
 
     def _backend(self, deployment: DeploymentSettings) -> None:
         if deployment.backend == "local":

@@ -29,7 +29,7 @@ from tests.support.moto_server import (
     start_emulator,
     terraform_provider_block,
 )
-from tests.support.terraform import MIRROR_ENV, run_terraform, terraform_cli_env
+from tests.support.terraform import MIRROR_ENV, TerraformError, run_terraform, terraform_cli_env
 
 pytestmark = pytest.mark.emulator
 
@@ -38,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MIRROR = "/opt/tf-plugins"
 MANAGED_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/emulator-test"
+SAGEMAKER_PRINCIPAL = {"Service": "sagemaker.amazonaws.com"}
 NOTIFICATION = {
     "NotificationType": "ACTUAL",
     "ComparisonOperator": "GREATER_THAN",
@@ -162,9 +163,8 @@ def test_placement_group_create_describe_delete(aws: Emulator) -> None:
     assert by_name == created
     (by_id,) = ec2.describe_placement_groups(GroupIds=[created["GroupId"]])["PlacementGroups"]
     assert by_id["GroupName"] == "gpu-training"
-    (spread,) = ec2.describe_placement_groups(Filters=[{"Name": "strategy", "Values": ["spread"]}])[
-        "PlacementGroups"
-    ]
+    spread_filter = [{"Name": "strategy", "Values": ["spread"]}]
+    (spread,) = ec2.describe_placement_groups(Filters=spread_filter)["PlacementGroups"]
     assert spread["SpreadLevel"] == "rack"
     assert len(ec2.describe_placement_groups()["PlacementGroups"]) == 3
 
@@ -318,12 +318,35 @@ def test_aws_managed_policies_are_loaded(aws: Emulator) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+def test_terraform_cli_env_isolates_the_cli_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    env = terraform_cli_env(tmp_path)
+    config = Path(env["TF_CLI_CONFIG_FILE"])
+    assert config.parent == tmp_path
+    assert "provider_installation" not in config.read_text()
+    assert (env["TF_INPUT"], env["CHECKPOINT_DISABLE"]) == ("0", "1")
+
+    monkeypatch.setenv(MIRROR_ENV, "/srv/mirror with space")
+    text = Path(terraform_cli_env(tmp_path)["TF_CLI_CONFIG_FILE"]).read_text()
+    assert 'path    = "/srv/mirror with space"' in text
+    assert 'include = ["registry.terraform.io/hashicorp/*"]' in text
+
+
+def test_run_terraform_raises_with_the_output(tmp_path: Path) -> None:
+    env = terraform_cli_env(tmp_path, mirror="")
+    assert "Terraform v1." in run_terraform(["version"], cwd=tmp_path, env=env, timeout=60).stdout
+    with pytest.raises(TerraformError) as failed:
+        run_terraform(["no-such-subcommand"], cwd=tmp_path, env=env, timeout=60)
+    assert failed.value.returncode not in (None, 0)
+    assert "no-such-subcommand" in str(failed.value)
+
+
 def _assume_role_policy() -> dict[str, Any]:
     """A trust policy letting SageMaker assume the role."""
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            {"Effect": "Allow", "Principal": SAGEMAKER_PRINCIPAL, "Action": "sts:AssumeRole"},
         ],
     }
 
@@ -331,11 +354,13 @@ def _assume_role_policy() -> dict[str, Any]:
 def _terraform_config(endpoint: str) -> dict[str, Any]:
     """A hand-written Terraform JSON config covering the resource kinds the emulator patches."""
     tags = {"project": "ml-platform", "purpose": "emulator-test"}
+    placement_group = {"name": "gpu-training", "strategy": "cluster", "tags": tags}
+    attachment = {"role": "${aws_iam_role.sagemaker.name}", "policy_arn": MANAGED_POLICY_ARN}
     return {
         "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": "5.100.0"}}},
         "provider": {"aws": [terraform_provider_block(endpoint)]},
         "resource": {
-            "aws_placement_group": {"training": {"name": "gpu-training", "strategy": "cluster", "tags": tags}},
+            "aws_placement_group": {"training": placement_group},
             "aws_s3_bucket": {"artifacts": {"bucket": "ml-platform-artifacts", "tags": tags}},
             "aws_s3_bucket_versioning": {
                 "artifacts": {
@@ -358,9 +383,7 @@ def _terraform_config(endpoint: str) -> dict[str, Any]:
                     "tags": tags,
                 }
             },
-            "aws_iam_role_policy_attachment": {
-                "sagemaker_managed": {"role": "${aws_iam_role.sagemaker.name}", "policy_arn": MANAGED_POLICY_ARN}
-            },
+            "aws_iam_role_policy_attachment": {"sagemaker_managed": attachment},
             "aws_budgets_budget": {
                 "monthly": {
                     "name": "ml-platform-monthly",
@@ -442,7 +465,8 @@ def _assert_applied(emulator: Emulator, outputs: dict[str, Any]) -> None:
     assert dynamodb.list_tables()["TableNames"] == ["feature-store"]
     autoscaling = client(emulator, "application-autoscaling")
     (target,) = autoscaling.describe_scalable_targets(ServiceNamespace="dynamodb")["ScalableTargets"]
-    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == ("table/feature-store", 5, 50)
+    scaling = (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"])
+    assert scaling == ("table/feature-store", 5, 50)
     arn = outputs["scalable_target_arn"]["value"]
     assert autoscaling.list_tags_for_resource(ResourceARN=arn)["Tags"]["purpose"] == "emulator-test"
 

@@ -129,7 +129,7 @@ def _add_action(cls: type, name: str, func: Callable[..., Any]) -> None:
     method is all a missing action needs. An existing method is kept: if a later moto implements the
     action, its implementation wins.
     """
-    if name not in cls.__dict__ and not any(name in base.__dict__ for base in cls.__mro__[1:]):
+    if not hasattr(cls, name):
         func.__name__ = name
         func.__qualname__ = f"{cls.__name__}.{name}"
         setattr(cls, name, func)
@@ -203,6 +203,10 @@ def _patch_ec2_placement_groups() -> None:
     def unknown(name: str) -> EC2ClientError:
         return EC2ClientError("InvalidPlacementGroup.Unknown", f"The Placement Group '{name}' is unknown.")
 
+    def duplicate(name: str) -> EC2ClientError:
+        message = f"The Placement Group '{name}' already exists."
+        return EC2ClientError("InvalidPlacementGroup.Duplicate", message)
+
     def create_placement_group(self: Any) -> ActionResult:
         name = self._get_param("GroupName")
         strategy = self._get_param("Strategy")
@@ -225,17 +229,16 @@ def _patch_ec2_placement_groups() -> None:
         with _store_lock:
             store = groups(self)
             if name in store:
-                raise EC2ClientError("InvalidPlacementGroup.Duplicate", f"The Placement Group '{name}' already exists.")
+                raise duplicate(name)
             group_id = ec2_utils.random_id(prefix="pg")
+            arn_prefix = f"arn:{get_partition(self.region)}:ec2:{self.region}:{self.current_account}"
             group: dict[str, Any] = {
                 "GroupName": name,
                 "GroupId": group_id,
                 "Strategy": strategy,
-                # AWS creates placement groups synchronously; the provider waits for "available".
+                # Reported as available at once: the provider polls until it sees this state.
                 "State": "available",
-                "GroupArn": (
-                    f"arn:{get_partition(self.region)}:ec2:{self.region}:{self.current_account}:placement-group/{name}"
-                ),
+                "GroupArn": f"{arn_prefix}:placement-group/{name}",
             }
             if partition_count is not None:
                 group["PartitionCount"] = int(partition_count)
@@ -407,10 +410,9 @@ def _patch_budgets() -> None:
 
         return delete_budget
 
-    _add_action(BudgetsResponse, "describe_subscribers_for_notification", describe_subscribers_for_notification)
-    _add_action(BudgetsResponse, "list_tags_for_resource", list_tags_for_resource)
-    _add_action(BudgetsResponse, "tag_resource", tag_resource)
-    _add_action(BudgetsResponse, "untag_resource", untag_resource)
+    actions = (describe_subscribers_for_notification, list_tags_for_resource, tag_resource, untag_resource)
+    for action in actions:
+        _add_action(BudgetsResponse, action.__name__, action)
     _wrap(BudgetsResponse, "create_budget", keep_resource_tags)
     _wrap(BudgetsResponse, "delete_budget", drop_resource_tags)
 

@@ -1,0 +1,365 @@
+"""The EKS control plane: encrypted secrets, audited API, private endpoint, access entries and IRSA's OIDC provider."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdktf import Fn, TerraformLocal
+from constructs import Construct
+from constructs.eks_gpu_node_group import EksGpuNodeGroupSettings
+from constructs.eks_node_group import EksNodeGroupSettings
+from constructs.iam_policy import PolicyStatement, grant, service_role
+from constructs.platform_network import LOG_RETENTION_DAYS
+from constructs.provider_bindings import aws
+from constructs.validation import (
+    ConfigurationError,
+    is_gpu_instance_type,
+    require,
+    require_field_types,
+    require_int_range,
+    require_one_of,
+)
+
+
+@dataclass(frozen=True)
+class KubernetesRelease:
+    """Versions pinned together for one Kubernetes minor version.
+
+    EKS add-on versions are the ones AWS lists as latest for that minor in the EKS user guide
+    (``aws eks describe-addon-versions --kubernetes-version <v> --addon-name <name>`` shows the
+    current set); cluster-autoscaler's minor must equal the cluster's.
+    """
+
+    vpc_cni: str
+    coredns: str
+    kube_proxy: str
+    ebs_csi_driver: str
+    cluster_autoscaler_image: str
+
+
+KUBERNETES_RELEASES: dict[str, KubernetesRelease] = {
+    "1.31": KubernetesRelease(
+        vpc_cni="v1.19.2-eksbuild.5",
+        coredns="v1.11.4-eksbuild.2",
+        kube_proxy="v1.31.7-eksbuild.7",
+        ebs_csi_driver="v1.41.0-eksbuild.1",
+        cluster_autoscaler_image="v1.31.5",
+    ),
+    "1.32": KubernetesRelease(
+        vpc_cni="v1.19.2-eksbuild.5",
+        coredns="v1.11.4-eksbuild.2",
+        kube_proxy="v1.32.3-eksbuild.7",
+        ebs_csi_driver="v1.41.0-eksbuild.1",
+        cluster_autoscaler_image="v1.32.4",
+    ),
+}
+
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
+SUPPORT_TYPES = ("STANDARD", "EXTENDED")
+RECLAIM_POLICIES = ("Retain", "Delete")
+CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
+_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}$")
+
+
+def _require_cidrs(where: str, field: str, cidrs: Any, *, allow_empty: bool) -> None:
+    require(isinstance(cidrs, tuple), where, field, cidrs, "a tuple of IPv4 CIDR blocks")
+    if not allow_empty:
+        require(len(cidrs) > 0, where, field, cidrs, "at least one IPv4 CIDR block")
+    for cidr in cidrs:
+        allowed = "specific IPv4 CIDR blocks such as '203.0.113.0/24' (never 0.0.0.0/0; prefix /8 or longer)"
+        try:
+            network = ipaddress.IPv4Network(cidr, strict=True)
+        except (ValueError, TypeError):
+            raise ConfigurationError(where, field, cidr, allowed) from None
+        require(network.prefixlen >= 8, where, field, cidr, allowed)
+
+
+@dataclass(frozen=True)
+class EksClusterSettings:
+    """Per-environment settings of the EKS cluster and its node groups.
+
+    kubernetes_version: a key of :data:`KUBERNETES_RELEASES`, which pins the matching add-on versions.
+    public_access_cidrs: source ranges allowed to reach a public API endpoint. Empty (the default)
+      means no public endpoint at all; the private endpoint is always on. Listing CIDRs (never
+      0.0.0.0/0) turns the public endpoint on for exactly those, where the matrix allows it.
+    private_access_cidrs: networks outside the VPC (VPN, peered CI) that may reach the private
+      endpoint on 443, in addition to the VPC itself.
+    log_types: control-plane logs sent to CloudWatch; at least api, audit and authenticator.
+    log_retention_days: retention of the control-plane log group (a CloudWatch Logs retention value).
+    admin_role_arns: IAM roles given cluster-admin through EKS access entries.
+    deployer_admin_access: give the principal that runs ``cdktf deploy`` cluster-admin through an
+      access entry Terraform manages (needed to install the in-cluster components in the same run);
+      turn off if that principal's role is already listed in ``admin_role_arns``.
+    support_type: ``"STANDARD"`` (EKS upgrades the control plane when standard support ends; no
+      extended-support fee) or ``"EXTENDED"`` (stay on the version, at six times the hourly price).
+    storage_reclaim_policy: what happens to an EBS volume when its claim is deleted (``Retain`` or ``Delete``).
+    cpu_node_group: the On-Demand/Spot CPU group for system and serving pods (at least one node).
+    gpu_node_group: the GPU group, or None where the environment has no GPUs.
+    """
+
+    kubernetes_version: str = "1.32"
+    public_access_cidrs: tuple[str, ...] = ()
+    private_access_cidrs: tuple[str, ...] = ()
+    log_types: tuple[str, ...] = REQUIRED_LOG_TYPES
+    log_retention_days: int = 90
+    admin_role_arns: tuple[str, ...] = ()
+    deployer_admin_access: bool = True
+    support_type: str = "STANDARD"
+    storage_reclaim_policy: str = "Retain"
+    cpu_node_group: EksNodeGroupSettings = field(default_factory=EksNodeGroupSettings)
+    gpu_node_group: EksGpuNodeGroupSettings | None = None
+
+    def __post_init__(self) -> None:
+        where = "EksClusterSettings"
+        require_field_types(self, where)
+        require_one_of(where, "kubernetes_version", self.kubernetes_version, tuple(KUBERNETES_RELEASES))
+        _require_cidrs(where, "public_access_cidrs", self.public_access_cidrs, allow_empty=True)
+        _require_cidrs(where, "private_access_cidrs", self.private_access_cidrs, allow_empty=True)
+        require(isinstance(self.log_types, tuple), where, "log_types", self.log_types, "a tuple")
+        for log_type in self.log_types:
+            require_one_of(where, "log_types", log_type, CONTROL_PLANE_LOG_TYPES)
+        missing = [t for t in REQUIRED_LOG_TYPES if t not in self.log_types]
+        require(not missing, where, "log_types", self.log_types, f"a tuple that includes {REQUIRED_LOG_TYPES}")
+        require_one_of(where, "log_retention_days", self.log_retention_days, LOG_RETENTION_DAYS)
+        require(isinstance(self.admin_role_arns, tuple), where, "admin_role_arns", self.admin_role_arns, "a tuple")
+        for arn in self.admin_role_arns:
+            require(
+                isinstance(arn, str) and bool(_ROLE_ARN.match(arn)),
+                where,
+                "admin_role_arns",
+                arn,
+                "IAM role ARNs such as 'arn:aws:iam::123456789012:role/PlatformAdmins'",
+            )
+        require(
+            len(set(self.admin_role_arns)) == len(self.admin_role_arns),
+            where,
+            "admin_role_arns",
+            self.admin_role_arns,
+            "distinct ARNs (one access entry per principal)",
+        )
+        require_one_of(where, "support_type", self.support_type, SUPPORT_TYPES)
+        require_one_of(where, "storage_reclaim_policy", self.storage_reclaim_policy, RECLAIM_POLICIES)
+        require(
+            isinstance(self.cpu_node_group, EksNodeGroupSettings)
+            and not isinstance(self.cpu_node_group, EksGpuNodeGroupSettings),
+            where,
+            "cpu_node_group",
+            self.cpu_node_group,
+            "an EksNodeGroupSettings",
+        )
+        # CoreDNS, the autoscaler and the load balancer controller run there: it never scales to zero.
+        require_int_range(where, "cpu_node_group.min_size", self.cpu_node_group.min_size, 1, 100)
+        for instance_type in self.cpu_node_group.instance_types:
+            require(
+                not is_gpu_instance_type(instance_type),
+                where,
+                "cpu_node_group.instance_types",
+                instance_type,
+                "non-GPU instance types (GPU nodes belong in gpu_node_group, behind its taint)",
+            )
+        require(
+            self.gpu_node_group is None or isinstance(self.gpu_node_group, EksGpuNodeGroupSettings),
+            where,
+            "gpu_node_group",
+            self.gpu_node_group,
+            "None or an EksGpuNodeGroupSettings",
+        )
+
+    @property
+    def endpoint_public_access(self) -> bool:
+        """Whether the API endpoint is also public (only for ``public_access_cidrs``)."""
+        return bool(self.public_access_cidrs)
+
+    @property
+    def release(self) -> KubernetesRelease:
+        """The add-on and autoscaler versions pinned for ``kubernetes_version``."""
+        return KUBERNETES_RELEASES[self.kubernetes_version]
+
+
+@dataclass(frozen=True)
+class EksClusterProps:
+    """Props for :class:`EksCluster`.
+
+    name: cluster name; the network tags its subnets ``kubernetes.io/cluster/<name>``, so they must match.
+    settings: the environment's cluster settings.
+    vpc_id, vpc_cidr: the platform VPC and its CIDR (the private endpoint is reachable from it).
+    subnet_ids: private subnets for the control plane's network interfaces (two AZs or more).
+    secrets_key: KMS key for envelope encryption of Kubernetes secrets.
+    logs_key: KMS key for the control-plane log group.
+    partition: AWS partition, usually a data-source token.
+    """
+
+    name: str
+    settings: EksClusterSettings
+    vpc_id: str
+    vpc_cidr: str
+    subnet_ids: Sequence[str]
+    secrets_key: Any
+    logs_key: Any
+    partition: str = "aws"
+
+
+class EksCluster(Construct):
+    """An EKS control plane with the security baseline of terraform-aws-modules' eks module.
+
+    - Kubernetes secrets envelope-encrypted with the platform's ``eks_secrets`` key.
+    - api, audit and authenticator logs in ``/aws/eks/<name>/cluster``, created here so its KMS key
+      and retention are ours (EKS would otherwise create it unencrypted, kept forever).
+    - Private endpoint always; a public one only with explicit source CIDRs.
+    - An extra security group admits HTTPS to the API from the VPC and listed private networks only;
+      EKS's own cluster security group (nodes and control plane) is left as EKS manages it.
+    - Access entries (``API`` authentication mode, no aws-auth ConfigMap): cluster-admin for the
+      listed roles and, through a Terraform-managed entry, for the deploying principal. The
+      creator's implicit bootstrap entry is off, so every admin is visible in code and state.
+    - An IAM OIDC provider for IRSA; :attr:`oidc_issuer_host` is the issuer without ``https://``,
+      the form IAM uses in trust policy condition keys.
+    """
+
+    def __init__(self, scope: Construct, id: str, props: EksClusterProps) -> None:
+        super().__init__(scope, id)
+        where = self.node.path
+        require(
+            isinstance(props.name, str) and bool(_CLUSTER_NAME.match(props.name)),
+            where,
+            "name",
+            props.name,
+            "1-100 letters, digits, '-' and '_', starting with a letter or digit",
+        )
+        require(len(props.subnet_ids) >= 2, where, "subnet_ids", props.subnet_ids, "subnets in at least two AZs")
+        self.props = props
+        self.name = props.name
+        s = props.settings
+
+        self.role = service_role(
+            self,
+            "cluster-role",
+            name=f"{props.name}-eks-cluster",
+            services=("eks.amazonaws.com",),
+            description=f"Control plane of the EKS cluster {props.name}",
+        )
+        cluster_policy = aws.iam_role_policy_attachment.IamRolePolicyAttachment(
+            self,
+            "cluster-policy",
+            role=self.role.name,
+            policy_arn=f"arn:{props.partition}:iam::aws:policy/AmazonEKSClusterPolicy",
+        )
+        secrets_grant = grant(
+            self,
+            "encrypt-secrets",
+            self.role,
+            PolicyStatement(
+                sid="EnvelopeEncryptSecrets",
+                actions=("kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"),
+                resources=(props.secrets_key.arn,),
+            ),
+        )
+        self.log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+            self,
+            "log-group",
+            name=f"/aws/eks/{props.name}/cluster",
+            retention_in_days=s.log_retention_days,
+            kms_key_id=props.logs_key.arn,
+        )
+
+        self.api_security_group = aws.security_group.SecurityGroup(
+            self,
+            "api-sg",
+            name=f"{props.name}-eks-api",
+            description=f"HTTPS to the private API endpoint of EKS cluster {props.name}",
+            vpc_id=props.vpc_id,
+            tags={"Name": f"{props.name}-eks-api"},
+        )
+        for index, cidr in enumerate((props.vpc_cidr, *s.private_access_cidrs)):
+            aws.vpc_security_group_ingress_rule.VpcSecurityGroupIngressRule(
+                self,
+                f"api-https-{index}",
+                security_group_id=self.api_security_group.id,
+                description="Kubernetes API over HTTPS" + (" from the VPC" if index == 0 else ""),
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=cidr,
+            )
+
+        self.cluster = aws.eks_cluster.EksCluster(
+            self,
+            "cluster",
+            name=props.name,
+            version=s.kubernetes_version,
+            role_arn=self.role.arn,
+            vpc_config=aws.eks_cluster.EksClusterVpcConfig(
+                subnet_ids=list(props.subnet_ids),
+                security_group_ids=[self.api_security_group.id],
+                endpoint_private_access=True,
+                endpoint_public_access=s.endpoint_public_access,
+                public_access_cidrs=list(s.public_access_cidrs) if s.endpoint_public_access else None,
+            ),
+            access_config=aws.eks_cluster.EksClusterAccessConfig(
+                authentication_mode="API",
+                bootstrap_cluster_creator_admin_permissions=False,
+            ),
+            # EKS installs its default vpc-cni, kube-proxy and CoreDNS so the first nodes become
+            # Ready; the EKS add-on resources then take them over (resolve_conflicts_on_create).
+            bootstrap_self_managed_addons=True,
+            encryption_config=aws.eks_cluster.EksClusterEncryptionConfig(
+                resources=["secrets"],
+                provider=aws.eks_cluster.EksClusterEncryptionConfigProvider(key_arn=props.secrets_key.arn),
+            ),
+            enabled_cluster_log_types=list(s.log_types),
+            upgrade_policy=aws.eks_cluster.EksClusterUpgradePolicy(support_type=s.support_type),
+            depends_on=[self.log_group, cluster_policy, secrets_grant],
+        )
+        self.oidc_issuer_url: str = self.cluster.identity.get(0).oidc.get(0).issuer
+        # A local keeps the expression (with its quoted arguments) out of the trust policies' JSON:
+        # they reference ${local.<name>} and stay parseable by the synthesis checks.
+        self.oidc_issuer_host: str = TerraformLocal(
+            self, "oidc-issuer-host", Fn.replace(self.oidc_issuer_url, "https://", "")
+        ).as_string
+        # IAM verifies EKS issuers against its own trusted CA store; provider 5.x computes the
+        # thumbprint when none is given, so no TLS lookup is needed at synth or plan time.
+        self.oidc_provider = aws.iam_openid_connect_provider.IamOpenidConnectProvider(
+            self,
+            "oidc-provider",
+            url=self.oidc_issuer_url,
+            client_id_list=["sts.amazonaws.com"],
+            tags={"Name": f"{props.name}-irsa"},
+        )
+        self.admin_access: list[Any] = []
+        admins: list[tuple[str, str]] = [(f"admin-{i}", arn) for i, arn in enumerate(s.admin_role_arns)]
+        if s.deployer_admin_access:
+            caller = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "deployer")
+            # An assumed-role session ARN is not a valid access entry principal; its role's ARN is.
+            session = aws.data_aws_iam_session_context.DataAwsIamSessionContext(self, "deployer-role", arn=caller.arn)
+            admins.append(("deployer", session.issuer_arn))
+        for key, principal in admins:
+            entry = aws.eks_access_entry.EksAccessEntry(
+                self, f"{key}-access", cluster_name=self.cluster.name, principal_arn=principal, type="STANDARD"
+            )
+            self.admin_access.append(
+                aws.eks_access_policy_association.EksAccessPolicyAssociation(
+                    self,
+                    f"{key}-cluster-admin",
+                    cluster_name=self.cluster.name,
+                    principal_arn=entry.principal_arn,
+                    policy_arn=f"arn:{props.partition}:eks::aws:cluster-access-policy/{CLUSTER_ADMIN_POLICY}",
+                    access_scope=aws.eks_access_policy_association.EksAccessPolicyAssociationAccessScope(
+                        type="cluster"
+                    ),
+                )
+            )
+
+    @property
+    def endpoint(self) -> str:
+        """HTTPS URL of the Kubernetes API."""
+        return self.cluster.endpoint
+
+    @property
+    def certificate_authority_data(self) -> str:
+        """Base64-encoded CA certificate of the API server."""
+        return self.cluster.certificate_authority.get(0).data

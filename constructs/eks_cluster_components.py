@@ -1,0 +1,271 @@
+"""In-cluster system components installed with Helm: autoscaling, load balancing, metrics and GPU support."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from constructs import Construct
+from constructs.eks_cluster import EksCluster
+from constructs.eks_gpu_node_group import GPU_PRESENT_LABEL, GPU_RESOURCE
+from constructs.iam_policy import PolicyStatement
+from constructs.irsa_role import IrsaRole, IrsaRoleProps
+from constructs.provider_bindings import helm
+from constructs.validation import ConfigurationError, require
+
+SYSTEM_NAMESPACE = "kube-system"
+CLUSTER_AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
+LOAD_BALANCER_CONTROLLER_POLICY = (
+    Path(__file__).resolve().parent.parent / "assets" / ("aws_load_balancer_controller_iam_policy.json")
+)
+_POLICY_MARKERS = ("partition", "region", "account_id", "cluster_name", "vpc_arn")
+
+
+@dataclass(frozen=True)
+class HelmChart:
+    """A Helm chart pinned to one version of one repository."""
+
+    repository: str
+    chart: str
+    version: str
+
+
+# Chart versions current in late 2025 that support Kubernetes 1.31 and 1.32.
+METRICS_SERVER_CHART = HelmChart("https://kubernetes-sigs.github.io/metrics-server/", "metrics-server", "3.13.0")
+CLUSTER_AUTOSCALER_CHART = HelmChart("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.46.6")
+LOAD_BALANCER_CONTROLLER_CHART = HelmChart("https://aws.github.io/eks-charts", "aws-load-balancer-controller", "1.14.1")
+NVIDIA_DEVICE_PLUGIN_CHART = HelmChart("https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.17.4")
+
+
+def load_balancer_controller_statements(
+    *, partition: str, region: str, account_id: str, cluster_name: str, vpc_arn: str
+) -> tuple[PolicyStatement, ...]:
+    """AWS's published controller policy (v2.14), tightened to this account, region, VPC and cluster.
+
+    Read from ``assets/`` at synthesis, so it can be diffed against the upstream ``iam_policy.json``.
+    Differences from upstream: resources are this account and region's ARNs instead of ``*``;
+    the ``elbv2.k8s.aws/cluster`` tag conditions require this cluster's name instead of any value,
+    so the controller cannot touch another cluster's load balancers; security group changes are
+    limited to this VPC; WAF Classic (retired) and Shield Advanced actions are left out, and the
+    chart is told not to use them. Only actions without resource-level permissions keep ``*``.
+    """
+    text = LOAD_BALANCER_CONTROLLER_POLICY.read_text(encoding="utf-8")
+    values = {
+        "partition": partition,
+        "region": region,
+        "account_id": account_id,
+        "cluster_name": cluster_name,
+        "vpc_arn": vpc_arn,
+    }
+    for marker in _POLICY_MARKERS:
+        text = text.replace("{{" + marker + "}}", values[marker])
+    if "{{" in text:
+        allowed = f"only the markers {_POLICY_MARKERS}"
+        raise ConfigurationError(str(LOAD_BALANCER_CONTROLLER_POLICY), "policy", text, allowed)
+    document = json.loads(text)
+    statements = []
+    for raw in document["Statement"]:
+        actions = raw["Action"] if isinstance(raw["Action"], list) else [raw["Action"]]
+        resources = raw["Resource"] if isinstance(raw["Resource"], list) else [raw["Resource"]]
+        statements.append(
+            PolicyStatement(
+                sid=raw["Sid"],
+                actions=tuple(actions),
+                resources=tuple(resources),
+                effect=raw["Effect"],
+                conditions=raw.get("Condition", {}),
+            )
+        )
+    return tuple(statements)
+
+
+def cluster_autoscaler_statements(
+    *, partition: str, region: str, account_id: str, cluster_name: str
+) -> tuple[PolicyStatement, ...]:
+    """What cluster-autoscaler needs with auto-discovery, limited to this cluster's node groups."""
+    return (
+        PolicyStatement(
+            # These describe and list calls have no resource-level permissions in IAM.
+            sid="DescribeScalingInputs",
+            actions=(
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeLaunchConfigurations",
+                "autoscaling:DescribeScalingActivities",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplateVersions",
+                "ec2:GetInstanceTypesFromInstanceRequirements",
+            ),
+            resources=("*",),
+        ),
+        PolicyStatement(
+            # Labels, taints and node-template tags of an empty managed node group (scale from zero).
+            sid="DescribeThisClustersNodegroups",
+            actions=("eks:DescribeNodegroup",),
+            resources=(f"arn:{partition}:eks:{region}:{account_id}:nodegroup/{cluster_name}/*/*",),
+        ),
+        PolicyStatement(
+            sid="ScaleThisClustersNodegroups",
+            actions=("autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"),
+            resources=(f"arn:{partition}:autoscaling:{region}:{account_id}:autoScalingGroup:*:autoScalingGroupName/*",),
+            # EKS tags each managed node group's Auto Scaling group with this key and value.
+            conditions={"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}},
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class EksClusterComponentsProps:
+    """Props for :class:`EksClusterComponents`.
+
+    cluster: the cluster to install into.
+    region, account_id, partition: where the cluster lives (data-source tokens are fine).
+    vpc_id: the cluster's VPC (the load balancer controller is told it instead of asking IMDS).
+    gpu_nodes: whether the cluster has GPU nodes; the NVIDIA device plugin is installed only then.
+    depends_on: resources to wait for (node groups and add-ons, so pods have somewhere to run).
+    """
+
+    cluster: EksCluster
+    region: str
+    account_id: str
+    vpc_id: str
+    gpu_nodes: bool
+    partition: str = "aws"
+    depends_on: Sequence[Any] = ()
+
+
+class EksClusterComponents(Construct):
+    """The cluster's system components as pinned Helm releases in ``kube-system``.
+
+    - metrics-server: resource metrics for ``kubectl top`` and HorizontalPodAutoscalers.
+    - cluster-autoscaler (auto-discovery of this cluster's node groups, least-waste expander,
+      balanced AZs): chosen over Karpenter because the node groups are EKS managed node groups,
+      which it scales directly, including from zero; Karpenter would replace them with its own
+      provisioning (NodePools, an interruption queue, CRDs that need the API at plan time).
+    - AWS Load Balancer Controller: ALBs for Ingresses and NLBs for Services, on the tightened
+      policy of :func:`load_balancer_controller_statements`.
+    - NVIDIA device plugin (GPU clusters only): advertises ``nvidia.com/gpu`` on GPU nodes; it runs
+      only there (nodeSelector on ``nvidia.com/gpu.present``) and tolerates their taint.
+
+    The autoscaler and the controller call AWS through their own IRSA roles and service accounts;
+    the charts are told to use those accounts instead of creating their own.
+    """
+
+    def __init__(self, scope: Construct, id: str, props: EksClusterComponentsProps) -> None:
+        super().__init__(scope, id)
+        require(isinstance(props.gpu_nodes, bool), self.node.path, "gpu_nodes", props.gpu_nodes, "True or False")
+        self.props = props
+        cluster = props.cluster
+        name = cluster.name
+        waits_for = [*props.depends_on, *cluster.admin_access]
+
+        self.autoscaler_role = IrsaRole(
+            self,
+            "cluster-autoscaler-irsa",
+            IrsaRoleProps(
+                role_name=f"{name}-cluster-autoscaler",
+                description=f"cluster-autoscaler of EKS cluster {name}",
+                namespace=SYSTEM_NAMESPACE,
+                service_account_name=CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
+                oidc_provider_arn=cluster.oidc_provider.arn,
+                oidc_issuer_host=cluster.oidc_issuer_host,
+                statements=cluster_autoscaler_statements(
+                    partition=props.partition, region=props.region, account_id=props.account_id, cluster_name=name
+                ),
+                kubernetes_depends_on=cluster.admin_access,
+            ),
+        )
+        vpc_arn = f"arn:{props.partition}:ec2:{props.region}:{props.account_id}:vpc/{props.vpc_id}"
+        self.load_balancer_controller_role = IrsaRole(
+            self,
+            "load-balancer-controller-irsa",
+            IrsaRoleProps(
+                role_name=f"{name}-aws-load-balancer-controller",
+                description=f"AWS Load Balancer Controller of EKS cluster {name}",
+                namespace=SYSTEM_NAMESPACE,
+                service_account_name=LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
+                oidc_provider_arn=cluster.oidc_provider.arn,
+                oidc_issuer_host=cluster.oidc_issuer_host,
+                statements=load_balancer_controller_statements(
+                    partition=props.partition,
+                    region=props.region,
+                    account_id=props.account_id,
+                    cluster_name=name,
+                    vpc_arn=vpc_arn,
+                ),
+                kubernetes_depends_on=cluster.admin_access,
+            ),
+        )
+
+        self.releases: dict[str, Any] = {}
+        self.releases["metrics-server"] = self._release(
+            "metrics-server", METRICS_SERVER_CHART, {"replicas": 2, "podDisruptionBudget": {"enabled": True}}, waits_for
+        )
+        self.releases["cluster-autoscaler"] = self._release(
+            "cluster-autoscaler",
+            CLUSTER_AUTOSCALER_CHART,
+            {
+                "cloudProvider": "aws",
+                "awsRegion": props.region,
+                "autoDiscovery": {"clusterName": name},
+                "image": {"tag": cluster.props.settings.release.cluster_autoscaler_image},
+                "rbac": {"serviceAccount": {"create": False, "name": CLUSTER_AUTOSCALER_SERVICE_ACCOUNT}},
+                "extraArgs": {
+                    "balance-similar-node-groups": True,
+                    "skip-nodes-with-system-pods": False,
+                    "expander": "least-waste",
+                },
+            },
+            [*waits_for, self.autoscaler_role.service_account],
+        )
+        self.releases["aws-load-balancer-controller"] = self._release(
+            "aws-load-balancer-controller",
+            LOAD_BALANCER_CONTROLLER_CHART,
+            {
+                "clusterName": name,
+                "region": props.region,
+                "vpcId": props.vpc_id,
+                "serviceAccount": {"create": False, "name": LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT},
+                "enableWaf": False,
+                "enableShield": False,
+                "enableWafv2": True,
+            },
+            [*waits_for, self.load_balancer_controller_role.service_account],
+        )
+        if props.gpu_nodes:
+            self.releases["nvidia-device-plugin"] = self._release(
+                "nvidia-device-plugin",
+                NVIDIA_DEVICE_PLUGIN_CHART,
+                {
+                    "nodeSelector": {GPU_PRESENT_LABEL: "true"},
+                    "tolerations": [
+                        {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"},
+                        {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                    ],
+                },
+                waits_for,
+            )
+
+    def _release(self, name: str, chart: HelmChart, values: Mapping[str, Any], depends_on: Sequence[Any]) -> Any:
+        return helm.release.Release(
+            self,
+            name,
+            name=name,
+            namespace=SYSTEM_NAMESPACE,
+            repository=chart.repository,
+            chart=chart.chart,
+            version=chart.version,
+            values=[json.dumps(values, sort_keys=True)],
+            # A failed install or upgrade is rolled back instead of left half-applied.
+            atomic=True,
+            cleanup_on_fail=True,
+            wait=True,
+            timeout=600,
+            max_history=10,
+            depends_on=[d for d in depends_on if d is not None] or None,
+        )

@@ -1,0 +1,161 @@
+"""EKS for ML workloads: cluster, CPU and GPU node groups, add-ons, components, and the in-cluster providers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cdktf import Fn, TerraformStack
+from constructs import Construct
+from constructs.eks_addons import EksAddons, EksAddonsProps
+from constructs.eks_cluster import EksCluster, EksClusterProps, EksClusterSettings
+from constructs.eks_cluster_components import EksClusterComponents, EksClusterComponentsProps
+from constructs.eks_gpu_node_group import EksGpuNodeGroup, EksGpuNodeGroupProps
+from constructs.eks_node_group import NODE_TYPE_LABEL, EksNodeGroup, EksNodeGroupProps
+from constructs.provider_bindings import helm, kubernetes
+
+EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
+
+
+@dataclass(frozen=True)
+class EksPlatformProps:
+    """Props for :class:`EksPlatform`.
+
+    name: cluster name (the platform's name prefix, which the network's subnet tags use).
+    settings: the environment's EKS settings.
+    region, account_id, partition: where the cluster lives (data-source tokens are fine).
+    vpc_id, vpc_cidr: the platform VPC.
+    subnet_ids: private subnets, one per AZ, for the control plane and the nodes.
+    data_key, secrets_key, logs_key: the platform's KMS keys (volumes, Kubernetes secrets, logs).
+    owner_tags: cost tags for launched instances, their volumes and dynamically provisioned volumes.
+    """
+
+    name: str
+    settings: EksClusterSettings
+    region: str
+    account_id: str
+    vpc_id: str
+    vpc_cidr: str
+    subnet_ids: Sequence[str]
+    data_key: Any
+    secrets_key: Any
+    logs_key: Any
+    owner_tags: Mapping[str, str]
+    partition: str = "aws"
+
+
+class EksPlatform(Construct):
+    """One environment's EKS cluster, ready for ML workloads after a single ``cdktf deploy``.
+
+    Order of creation: control plane and access -> node groups -> add-ons -> Helm components. The
+    Kubernetes and Helm providers are configured in the stack from the cluster's endpoint and CA,
+    authenticating with ``aws eks get-token`` (the AWS CLI must be on the deploying machine's PATH,
+    and that machine must reach the API endpoint).
+    """
+
+    def __init__(self, scope: Construct, id: str, props: EksPlatformProps) -> None:
+        super().__init__(scope, id)
+        self.props = props
+        s = props.settings
+        self.cluster = EksCluster(
+            self,
+            "cluster",
+            EksClusterProps(
+                name=props.name,
+                settings=s,
+                vpc_id=props.vpc_id,
+                vpc_cidr=props.vpc_cidr,
+                subnet_ids=props.subnet_ids,
+                secrets_key=props.secrets_key,
+                logs_key=props.logs_key,
+                partition=props.partition,
+            ),
+        )
+        self._configure_providers()
+
+        self.cpu_nodes = EksNodeGroup(
+            self,
+            "cpu-nodes",
+            EksNodeGroupProps(
+                name=f"{props.name}-cpu",
+                cluster=self.cluster,
+                subnet_ids=props.subnet_ids,
+                settings=s.cpu_node_group,
+                ami_type="AL2023_x86_64_STANDARD",
+                volume_key=props.data_key,
+                owner_tags=props.owner_tags,
+                labels={NODE_TYPE_LABEL: "cpu"},
+                depends_on=self.cluster.admin_access,
+            ),
+        )
+        node_groups: list[Any] = [self.cpu_nodes.node_group]
+        self.gpu_nodes: EksGpuNodeGroup | None = None
+        if s.gpu_node_group is not None:
+            self.gpu_nodes = EksGpuNodeGroup(
+                self,
+                "gpu-nodes",
+                EksGpuNodeGroupProps(
+                    name=f"{props.name}-gpu",
+                    cluster=self.cluster,
+                    subnet_ids=props.subnet_ids,
+                    settings=s.gpu_node_group,
+                    volume_key=props.data_key,
+                    owner_tags=props.owner_tags,
+                    depends_on=self.cluster.admin_access,
+                ),
+            )
+            node_groups.append(self.gpu_nodes.node_group)
+
+        self.addons = EksAddons(
+            self,
+            "addons",
+            EksAddonsProps(
+                cluster=self.cluster,
+                region=props.region,
+                volume_key=props.data_key,
+                owner_tags=props.owner_tags,
+                storage_reclaim_policy=s.storage_reclaim_policy,
+                depends_on=node_groups,
+            ),
+        )
+        self.components = EksClusterComponents(
+            self,
+            "components",
+            EksClusterComponentsProps(
+                cluster=self.cluster,
+                region=props.region,
+                account_id=props.account_id,
+                vpc_id=props.vpc_id,
+                gpu_nodes=self.gpu_nodes is not None,
+                partition=props.partition,
+                depends_on=[*node_groups, *self.addons.addons.values()],
+            ),
+        )
+
+    def _configure_providers(self) -> None:
+        """Kubernetes and Helm providers of the stack, pointed at this cluster.
+
+        They live in the stack scope under the ids ``kubernetes`` and ``helm`` (one default provider
+        of each type per stack); other features installing charts into this cluster use them too.
+        """
+        stack = TerraformStack.of(self)
+        host = self.cluster.endpoint
+        ca_certificate = Fn.base64decode(self.cluster.certificate_authority_data)
+        args = ["eks", "get-token", "--cluster-name", self.cluster.cluster.name, "--region", self.props.region]
+        self.kubernetes_provider = kubernetes.provider.KubernetesProvider(
+            stack,
+            "kubernetes",
+            host=host,
+            cluster_ca_certificate=ca_certificate,
+            exec=[kubernetes.provider.KubernetesProviderExec(api_version=EXEC_API_VERSION, command="aws", args=args)],
+        )
+        self.helm_provider = helm.provider.HelmProvider(
+            stack,
+            "helm",
+            kubernetes=helm.provider.HelmProviderKubernetes(
+                host=host,
+                cluster_ca_certificate=ca_certificate,
+                exec=helm.provider.HelmProviderKubernetesExec(api_version=EXEC_API_VERSION, command="aws", args=args),
+            ),
+        )

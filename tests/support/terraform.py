@@ -1,0 +1,121 @@
+"""Run the real ``terraform`` binary from tests: an isolated CLI config, a timeout, captured output.
+
+The machines this project runs on have no internet, so ``terraform init`` must install providers from
+a filesystem mirror. The mirror's root comes from ``ML_PLATFORM_TF_MIRROR`` (the project's variable,
+discovered by ``.ci/run`` and the Makefile when unset); without it the CLI config written here installs
+providers the normal way, which is what a user with internet wants. Every run gets its own CLI config
+file through ``TF_CLI_CONFIG_FILE``, so a user's ``~/.terraformrc`` or the machine's setting never
+leaks into a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+MIRROR_ENV = "ML_PLATFORM_TF_MIRROR"
+"""Environment variable naming the root of an offline provider mirror (``registry.terraform.io/...``)."""
+
+DEFAULT_TIMEOUT = 300.0
+"""Seconds one terraform command may take before it is killed (an apply against moto takes seconds)."""
+
+
+class TerraformError(RuntimeError):
+    """A terraform command failed or timed out; the message carries the command and its output."""
+
+    def __init__(self, args: Sequence[str], cwd: Path, returncode: int | None, output: str) -> None:
+        """Record what ran, where, how it ended (``None``: killed on timeout) and what it printed."""
+        self.args_run = list(args)
+        self.cwd = cwd
+        self.returncode = returncode
+        self.output = output
+        ending = "timed out and was killed" if returncode is None else f"exited with {returncode}"
+        super().__init__(f"`{' '.join(self.args_run)}` in {cwd} {ending}:\n{output}")
+
+
+def cli_config_text(mirror: str | None) -> str:
+    """Return a Terraform CLI config installing ``hashicorp/*`` from ``mirror`` (or normally if ``None``)."""
+    if not mirror:
+        # An empty config still isolates the run from ~/.terraformrc and a stale TF_CLI_CONFIG_FILE.
+        return "# No provider mirror configured: providers install from their registries.\n"
+    # json.dumps gives a correctly escaped HCL string literal for any path.
+    return (
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f"    path    = {json.dumps(mirror)}\n"
+        '    include = ["registry.terraform.io/hashicorp/*"]\n'
+        "  }\n"
+        "  direct {\n"
+        '    exclude = ["registry.terraform.io/hashicorp/*"]\n'
+        "  }\n"
+        "}\n"
+    )
+
+
+def terraform_cli_env(tmpdir: str | os.PathLike[str], mirror: str | None = None) -> dict[str, str]:
+    """Write a CLI config into ``tmpdir`` and return an environment for terraform subprocesses.
+
+    ``mirror`` defaults to ``$ML_PLATFORM_TF_MIRROR``. The environment is a copy of this process's with
+    ``TF_CLI_CONFIG_FILE`` pointing at the new file, plus switches that keep terraform from prompting
+    (``TF_INPUT=0``), from phoning home for version checks (``CHECKPOINT_DISABLE``, which also avoids a
+    network timeout offline) and from printing next-step hints (``TF_IN_AUTOMATION``).
+    """
+    mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
+    config = Path(tmpdir) / "terraform.tfrc"
+    config.write_text(cli_config_text(mirror), encoding="utf-8")
+    env = dict(os.environ)
+    env.update(
+        {
+            "TF_CLI_CONFIG_FILE": str(config),
+            "TF_INPUT": "0",
+            "TF_IN_AUTOMATION": "1",
+            "CHECKPOINT_DISABLE": "1",
+        }
+    )
+    return env
+
+
+def run_terraform(
+    args: Sequence[str],
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str],
+    timeout: float = DEFAULT_TIMEOUT,
+    ok_returncodes: Iterable[int] = (0,),
+) -> subprocess.CompletedProcess[str]:
+    """Run ``terraform *args`` in ``cwd`` and return the completed process (stdout and stderr merged).
+
+    Raises ``TerraformError`` with the full output if the exit code is not in ``ok_returncodes`` (pass
+    ``(0, 2)`` for ``plan -detailed-exitcode``) or if the command outlives ``timeout`` seconds. On timeout
+    the whole process group is killed: terraform runs each provider as a child process, and killing only
+    terraform would leave the provider running.
+    """
+    binary = shutil.which("terraform", path=env.get("PATH"))
+    if binary is None:
+        raise FileNotFoundError("terraform is not on PATH")
+    command = [binary, *args]
+    workdir = Path(cwd)
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # start_new_session made terraform the leader of a group holding only it and its providers.
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        raise TerraformError(["terraform", *args], workdir, None, output) from None
+    if process.returncode not in tuple(ok_returncodes):
+        raise TerraformError(["terraform", *args], workdir, process.returncode, output)
+    return subprocess.CompletedProcess(command, process.returncode, output, None)
