@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Synthesize one Terraform stack per environment (dev, staging, prod).
 
-Configuration errors are raised before anything is written, and the stacks are synthesized
+Configuration errors are raised before anything is written (exit code 2), a failed security or
+tagging check stops the synth with the construct path and rule (exit code 3), and the stacks are synthesized
 into a scratch directory that replaces the output directory only when every stack succeeded,
 so a failed synth never leaves a partial ``cdktf.out`` behind.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from cdktf import App
+from constructs.synth_checks import check_failure_report
 from constructs.validation import ConfigurationError
 
 from stacks.environments import ENVIRONMENT_NAMES, load_environments
@@ -56,6 +58,12 @@ def main() -> int:
     except ConfigurationError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        report = check_failure_report(error)
+        if report is None:
+            raise
+        print(f"synthesis checks failed: {report}", file=sys.stderr)
+        return 3
     return 0
 
 

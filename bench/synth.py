@@ -55,7 +55,9 @@ def run_once(mode: str, outdir: Path) -> tuple[float, int]:
     env = {**os.environ, "ML_PLATFORM_IMPORT_MODE": mode, "CDKTF_OUTDIR": str(outdir)}
     env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "main.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     peak = 0
     while process.poll() is None:
         peak = max(peak, _tree_rss_bytes(process.pid))

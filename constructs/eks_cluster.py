@@ -143,6 +143,13 @@ class EksClusterSettings:
             self.admin_role_arns,
             "distinct ARNs (one access entry per principal)",
         )
+        require(
+            isinstance(self.deployer_admin_access, bool) and (self.deployer_admin_access or bool(self.admin_role_arns)),
+            where,
+            "deployer_admin_access",
+            self.deployer_admin_access,
+            "True, or False with admin_role_arns listing the deploying role (it installs in-cluster components)",
+        )
         require_one_of(where, "support_type", self.support_type, SUPPORT_TYPES)
         require_one_of(where, "storage_reclaim_policy", self.storage_reclaim_policy, RECLAIM_POLICIES)
         require(
@@ -209,8 +216,8 @@ class EksCluster(Construct):
     """An EKS control plane with the security baseline of terraform-aws-modules' eks module.
 
     - Kubernetes secrets envelope-encrypted with the platform's ``eks_secrets`` key.
-    - api, audit and authenticator logs in ``/aws/eks/<name>/cluster``, created here so its KMS key
-      and retention are ours (EKS would otherwise create it unencrypted, kept forever).
+    - Control-plane logs (at least api, audit, authenticator) in ``/aws/eks/<name>/cluster``, created
+      here so its KMS key and retention are ours (EKS would otherwise create it unencrypted, kept forever).
     - Private endpoint always; a public one only with explicit source CIDRs.
     - An extra security group admits HTTPS to the API from the VPC and listed private networks only;
       EKS's own cluster security group (nodes and control plane) is left as EKS manages it.

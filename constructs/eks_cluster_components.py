@@ -204,7 +204,10 @@ class EksClusterComponents(Construct):
 
         self.releases: dict[str, Any] = {}
         self.releases["metrics-server"] = self._release(
-            "metrics-server", METRICS_SERVER_CHART, {"replicas": 2, "podDisruptionBudget": {"enabled": True}}, waits_for
+            "metrics-server",
+            METRICS_SERVER_CHART,
+            {"replicas": 2, "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1}},
+            waits_for,
         )
         self.releases["cluster-autoscaler"] = self._release(
             "cluster-autoscaler",

@@ -294,6 +294,13 @@ class GpuTrainingClusterSettings:
             )
 
     def _validate_schedule(self, where: str) -> None:
+        require(
+            isinstance(self.schedule_time_zone, str) and bool(_TIME_ZONE.match(self.schedule_time_zone)),
+            where,
+            "schedule_time_zone",
+            self.schedule_time_zone,
+            "an IANA time zone such as 'UTC' or 'America/New_York'",
+        )
         cron = self.scale_to_zero_cron
         if cron is None:
             return
@@ -303,13 +310,6 @@ class GpuTrainingClusterSettings:
             "scale_to_zero_cron",
             cron,
             "a 5-field cron expression such as '0 20 * * *' (minute hour day-of-month month day-of-week)",
-        )
-        require(
-            isinstance(self.schedule_time_zone, str) and bool(_TIME_ZONE.match(self.schedule_time_zone)),
-            where,
-            "schedule_time_zone",
-            self.schedule_time_zone,
-            "an IANA time zone such as 'UTC' or 'America/New_York'",
         )
         require(
             self.min_size == 0,
@@ -342,6 +342,8 @@ class GpuTrainingClusterProps:
     artifacts: bucket jobs write outputs to (under ``artifacts/<name>/``).
     account_id, region, partition: where the cluster lives; usually data-source tokens.
     tags: owner tags, copied onto launched instances and volumes (default_tags cannot reach them).
+    key_deletion_window_days: recovery window of the notification topic's KMS key (the environment's
+      key setting, so every key of an environment follows the same rule).
     """
 
     name: str
@@ -357,6 +359,7 @@ class GpuTrainingClusterProps:
     region: str
     partition: str
     tags: Mapping[str, str]
+    key_deletion_window_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -426,6 +429,7 @@ class GpuTrainingCluster(Construct):
         )
         require(bool(props.subnet_id), where, "subnet_id", props.subnet_id, "one private subnet ID")
         require(bool(props.tags), where, "tags", props.tags, "the owner tags (launched instances need them)")
+        require_int_range(where, "key_deletion_window_days", props.key_deletion_window_days, 7, 30)
         self.props = props
         self.settings = props.settings
         self.name = props.name
@@ -455,7 +459,7 @@ class GpuTrainingCluster(Construct):
             "notifications-key",
             description=f"GPU training cluster {p.name}: SNS notifications",
             enable_key_rotation=True,
-            deletion_window_in_days=30,
+            deletion_window_in_days=p.key_deletion_window_days,
             policy=policy_document(
                 PolicyStatement(
                     sid="AccountAdministersKey",
@@ -861,8 +865,9 @@ class GpuTrainingCluster(Construct):
             source_code_hash=self.function_archive.sha256_base64,
             memory_size=128,
             timeout=60,
-            # One scale-down at a time; a second alarm invocation waits rather than racing the first.
-            reserved_concurrent_executions=1,
+            # No reserved concurrency: reserving any needs an account limit above the default 10 of a new
+            # account (the deploy would fail there), and the handler is idempotent, so overlapping
+            # invocations at worst set a desired capacity of 0 twice.
             environment=lam.LambdaFunctionEnvironment(
                 variables={
                     "ASG_NAME": self.asg_name,

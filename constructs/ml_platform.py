@@ -129,6 +129,7 @@ class MlPlatform(Construct):
                     region=region.name,
                     partition=partition.partition,
                     tags=props.tags,
+                    key_deletion_window_days=props.keys.deletion_window_days,
                 ),
             )
         self.eks: EksPlatform | None = None

@@ -2,10 +2,11 @@
 
 A fresh environment has no trained model yet, and SageMaker cannot create a model or bring an
 endpoint InService without a real ``model.tar.gz`` in S3. So everything that does not need the model
-is always provisioned (image repository, execution role and its policies, security group, log
-group, the CloudWatch alarms), and the model, endpoint configuration, endpoint and autoscaling are
-added once ``model_version`` names a published model. Publishing a new version is a one-line
-change that SageMaker rolls out blue/green and rolls back on the alarms (see docs/sagemaker.md).
+is always provisioned (image repository, execution role and its policies, log group, the
+CloudWatch alarms), and the model, endpoint configuration, endpoint, autoscaling and (in VPC mode)
+the model's security group are added once ``model_version`` names a published model. Publishing a
+new version is a one-line change that SageMaker rolls out blue/green and rolls back on the alarms
+(see docs/sagemaker.md).
 """
 
 from __future__ import annotations
@@ -90,10 +91,6 @@ def _require_version(where: str, field: str, value: Any, *, optional: bool) -> N
         value,
         "a version such as 'v3', '1.4.2' or '2025-06-01' (lowercase letters, digits, '.', '-'; at most 32)",
     )
-
-
-def _require_bool(where: str, field: str, value: Any) -> None:
-    require(isinstance(value, bool), where, field, value, "True or False")
 
 
 @dataclass(frozen=True)
@@ -213,7 +210,9 @@ class SageMakerEndpointSettings:
     model_version: the published version to serve (``models/<model_name>/<version>/model.tar.gz``);
       None until a model is published: the model, endpoint configuration, endpoint and autoscaling
       are created only once it is set, everything else (role, image repository, alarms) always.
-    variants: instance variants (one or more, for A/B tests) or exactly one serverless variant.
+    variants: instance variants (one or more, for A/B tests) or exactly one serverless variant. In
+      JSON overrides a variant is an object with the same fields; one with ``memory_size_in_mb`` or
+      ``max_concurrency`` is serverless.
     inference_image: serving image; None picks the AWS PyTorch inference DLC for the region (the GPU
       build for accelerated instance types). Placeholders: ``{region}``, ``{account}``, and
       ``{repository}`` for this platform's image repository (``{repository}:1.4.2``).
@@ -284,8 +283,6 @@ class SageMakerEndpointSettings:
             validate_image(where, "inference_image", self.inference_image, allow_own_repository=True)
         object.__setattr__(self, "container_environment", _environment_from(self.container_environment))
         require_field_types(self, where)
-        for name in ("network_isolation", "vpc", "image_force_delete"):
-            _require_bool(where, name, getattr(self, name))
         if self.data_capture_percentage is not None:
             require_int_range(where, "data_capture_percentage", self.data_capture_percentage, 1, 100)
         require_int_range(where, "min_instance_count", self.min_instance_count, 1, 100)
@@ -491,8 +488,9 @@ class SageMakerEndpoint(Construct):
 
     Always created: the image repository (:class:`ModelImageRepository`), a KMS-encrypted log group,
     the execution role (trusted by SageMaker for this account only) with one least-privilege policy
-    per intent, the HTTPS-only security group in VPC mode, and per variant a 5xx-error alarm and a
-    p99 model-latency alarm. Once ``settings.model_version`` is set: one model per served version,
+    per intent, and per variant a 5xx-error alarm and a p99 model-latency alarm. Once
+    ``settings.model_version`` is set: in VPC mode the HTTPS-only security group and the permission
+    to create network interfaces, one model per served version,
     an endpoint configuration (KMS-encrypted volumes unless an instance type has local NVMe storage,
     whose volumes the instance encrypts in hardware; data capture), the endpoint with its
     deployment guardrails, and target-tracking autoscaling per instance variant.
@@ -559,15 +557,6 @@ class SageMakerEndpoint(Construct):
             retention_in_days=s.log_retention_days,
             kms_key_id=props.logs_key.arn,
         )
-        self.security_group: Any | None = None
-        if s.vpc:
-            self.security_group = https_only_security_group(
-                self,
-                "security-group",
-                name=f"{self.endpoint_name}-sagemaker",
-                description=f"SageMaker endpoint {self.endpoint_name}: no ingress, HTTPS egress only",
-                vpc_id=props.vpc.id,
-            )
         self.role = execution_role(
             self,
             "execution-role",
@@ -578,6 +567,7 @@ class SageMakerEndpoint(Construct):
         self.role_policies = self._grants()
         self.alarms: dict[str, list[Any]] = {v.name: self._alarms(v.name) for v in s.variants}
 
+        self.security_group: Any | None = None
         self.models: dict[str, Any] = {}
         self.endpoint_configuration: Any | None = None
         self.endpoint: Any | None = None
@@ -616,22 +606,6 @@ class SageMakerEndpoint(Construct):
                         actions=("kms:Encrypt", "kms:GenerateDataKey"),
                         resources=(p.data_key.arn,),
                         conditions={"StringEquals": {"kms:ViaService": f"s3.{p.region}.amazonaws.com"}},
-                    ),
-                )
-            )
-        if s.vpc and self.security_group is not None:
-            policies.append(
-                grant(
-                    self,
-                    "manage-vpc-network-interfaces",
-                    self.role,
-                    *network_interface_statements(
-                        partition=p.partition,
-                        region=p.region,
-                        account_id=p.account_id,
-                        vpc_arn=p.vpc.arn,
-                        subnet_arns=[subnet.arn for subnet in p.private_subnets],
-                        security_group_arns=[self.security_group.arn],
                     ),
                 )
             )
@@ -702,6 +676,8 @@ class SageMakerEndpoint(Construct):
 
     def _deploy(self) -> None:
         s = self.props.settings
+        if s.vpc:
+            self._vpc_network()
         for variant in s.variants:
             version = self._version_of(variant)
             if version not in self.models:
@@ -717,6 +693,33 @@ class SageMakerEndpoint(Construct):
         if s.autoscaling:
             for variant in s.variants:
                 self._autoscaling(variant.name)
+
+    def _vpc_network(self) -> None:
+        # Created with the model that attaches it, so no group (and no permission to create network
+        # interfaces) exists before there is something to run in the VPC.
+        p = self.props
+        self.security_group = https_only_security_group(
+            self,
+            "security-group",
+            name=f"{self.endpoint_name}-sagemaker",
+            description=f"SageMaker endpoint {self.endpoint_name}: no ingress, HTTPS egress only",
+            vpc_id=p.vpc.id,
+        )
+        self.role_policies.append(
+            grant(
+                self,
+                "manage-vpc-network-interfaces",
+                self.role,
+                *network_interface_statements(
+                    partition=p.partition,
+                    region=p.region,
+                    account_id=p.account_id,
+                    vpc_arn=p.vpc.arn,
+                    subnet_arns=[subnet.arn for subnet in p.private_subnets],
+                    security_group_arns=[self.security_group.arn],
+                ),
+            )
+        )
 
     def _model(self, version: str) -> Any:
         p = self.props

@@ -118,10 +118,13 @@ def _companions(resource: SynthResource, companion_type: str, key: str = "bucket
 
 
 def _walk(value: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
-    """Yield (dotted path, key, value) for every key of a nested configuration, skipping cdktf metadata."""
+    """Yield (dotted path, key, value) for every key of a nested configuration.
+
+    cdktf metadata and tag maps are skipped: a tag's key is free text, not an argument.
+    """
     if isinstance(value, dict):
         for key, item in value.items():
-            if key == "//":
+            if key in ("//", "tags", "tags_all"):
                 continue
             child = f"{path}.{key}" if path else key
             yield child, key, item

@@ -22,8 +22,22 @@ from constructs import IConstruct
 _SUPPRESSIONS_ATTR = "_ml_platform_suppressions"
 
 
+# Start of every check failure message. The error crosses the jsii boundary (the aspect runs as a
+# callback from the Node.js kernel) and comes back as a RuntimeError carrying only the text, so
+# callers recognise a check failure by this marker.
+CHECK_FAILURE_MARKER = "synthesis checks failed: "
+
+
 class SynthesisCheckError(Exception):
     """One or more synthesis checks failed; the message lists every violation."""
+
+
+def check_failure_report(error: BaseException) -> str | None:
+    """The violation report carried by ``error`` if it is a synthesis check failure, else None."""
+    text = str(error)
+    if CHECK_FAILURE_MARKER not in text:
+        return None
+    return text.split(CHECK_FAILURE_MARKER, 1)[1].strip()
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,5 @@ class SynthChecks:
             return
         problems = self.violations(node)  # type: ignore[arg-type]
         if problems:
-            raise SynthesisCheckError(
-                f"{self.name}: {len(problems)} violation(s) in stack '{node.node.id}':\n  " + "\n  ".join(problems)
-            )
+            summary = f"{CHECK_FAILURE_MARKER}{self.name}: {len(problems)} violation(s) in stack '{node.node.id}':"
+            raise SynthesisCheckError(summary + "".join(f"\n  {problem}" for problem in problems))

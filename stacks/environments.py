@@ -304,6 +304,8 @@ BASE_MATRIX: Mapping[str, EnvironmentConfig] = {
         # On-Demand GPU nodes (serving must not be reclaimed), volumes kept after their claims, and
         # extended support so EKS never force-upgrades production when standard support ends.
         eks=EksClusterSettings(
+            # Every control-plane log: scheduler and controller-manager decisions matter in an incident.
+            log_types=("api", "audit", "authenticator", "controllerManager", "scheduler"),
             log_retention_days=365,
             support_type="EXTENDED",
             storage_reclaim_policy="Retain",

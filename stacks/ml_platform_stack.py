@@ -22,7 +22,7 @@ REQUIRED_TAGS = ("environment", "team", "cost_center", "project")
 LOOPBACK_ENDPOINT = re.compile(r"^http://(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$")
 # AWS APIs the platform calls, by the provider's canonical endpoint names.
 EMULATED_SERVICES = (
-    "applicationautoscaling",
+    "appautoscaling",
     "autoscaling",
     "budgets",
     "cloudwatch",

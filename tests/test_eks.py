@@ -68,7 +68,8 @@ def test_cluster_encrypts_secrets_logs_and_keeps_the_endpoint_private(stacks, en
         "provider": {"key_arn": ref(stack, "aws_kms_key", "platform/keys/eks-secrets", "arn")},
         "resources": ["secrets"],
     }
-    assert cluster["enabled_cluster_log_types"] == ["api", "audit", "authenticator"]
+    everything = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    assert cluster["enabled_cluster_log_types"] == (everything if env == "prod" else everything[:3])
     vpc_config = cluster["vpc_config"]
     assert vpc_config["endpoint_private_access"] is True
     assert vpc_config["endpoint_public_access"] is False
@@ -428,6 +429,10 @@ def test_helm_releases_are_pinned_charts_from_their_upstream_repositories(stacks
     assert charts == {name: (*chart, "kube-system") for name, chart in expected.items()}
     for release in releases(stacks[env]).values():
         assert release["atomic"] is True and release["wait"] is True
+    assert values_of(releases(stacks[env])["metrics-server"]) == {
+        "replicas": 2,
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+    }
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

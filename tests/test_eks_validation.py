@@ -150,6 +150,7 @@ def test_irsa_role_rejects_full_access_policies_and_roles_without_permissions() 
         ),
         ({"cpu_node_group": EksGpuNodeGroupSettings(min_size=1, desired_size=1)}, "cpu_node_group", "EksNodeGroup"),
         ({"deployer_admin_access": "yes"}, "deployer_admin_access", "boolean"),
+        ({"deployer_admin_access": False}, "deployer_admin_access", "admin_role_arns listing the deploying role"),
     ],
 )
 def test_cluster_settings_reject_unsafe_or_unknown_values(changes, field, fragment) -> None:
@@ -380,3 +381,16 @@ def test_controller_policy_asset_is_filled_in_completely() -> None:
     assert "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/*/*" in text
     assert '"aws:ResourceTag/elbv2.k8s.aws/cluster": "c1"' in text
     assert not [a for s in statements for a in s.actions if a == "*" or a.endswith(":*")]
+
+
+def test_controller_policy_fits_the_inline_policy_quota() -> None:
+    # IAM allows 10,240 characters (whitespace excluded) of inline policies per role.
+    statements = load_balancer_controller_statements(
+        partition="aws-us-gov",
+        region="ap-southeast-2",
+        account_id="123456789012",
+        cluster_name="a-long-project-name-staging",
+        vpc_arn="arn:aws-us-gov:ec2:ap-southeast-2:123456789012:vpc/vpc-0123456789abcdef0",
+    )
+    document = json.dumps({"Version": "2012-10-17", "Statement": [s.to_json() for s in statements]})
+    assert len(re.sub(r"\s", "", document)) < 10_240

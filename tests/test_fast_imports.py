@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from constructs import provider_bindings
+
 from tests.conftest import ENVIRONMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,13 +26,13 @@ def test_only_used_submodules_are_loaded(synth_dir) -> None:
 def test_unknown_import_mode_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setenv(provider_bindings.IMPORT_MODE_ENV, "turbo")
     monkeypatch.delitem(sys.modules, "cdktf_cdktf_provider_does_not_exist", raising=False)
-    with pytest.raises(ValueError, match="ML_PLATFORM_IMPORT_MODE='turbo'.*'fast'.*'naive'"):
+    with pytest.raises(ValueError, match=r"ML_PLATFORM_IMPORT_MODE='turbo'.*'fast'.*'naive'"):
         provider_bindings._load_package("cdktf_cdktf_provider_does_not_exist")
 
 
 def test_missing_bindings_say_how_to_install() -> None:
     bindings = provider_bindings.ProviderBindings("cdktf_cdktf_provider_does_not_exist")
-    with pytest.raises(ModuleNotFoundError, match="pip install -r requirements.txt"):
+    with pytest.raises(ModuleNotFoundError, match=r"pip install -r requirements.txt"):
         _ = bindings.vpc
 
 

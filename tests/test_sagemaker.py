@@ -300,9 +300,10 @@ def test_execution_roles_trust_only_sagemaker_for_this_account(stacks, env) -> N
         assert "managed_policy_arns" not in role
 
 
+@pytest.mark.parametrize("model_published", [False, True], ids=["fresh", "published"])
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_serving_role_policies_are_exactly_scoped(stacks, env) -> None:
-    stack = stacks[env]
+def test_serving_role_policies_are_exactly_scoped(stacks, published, env, model_published) -> None:
+    stack = published[env] if model_published else stacks[env]
     partition, region, account = arn_parts(stack)
     artifacts = ref(stack, "aws_s3_bucket", "storage/model-artifacts/bucket", "arn")
     key = ref(stack, "aws_kms_key", "keys/data", "arn")
@@ -336,6 +337,8 @@ def test_serving_role_policies_are_exactly_scoped(stacks, env) -> None:
                 StringEquals={"kms:ViaService": f"s3.{region}.amazonaws.com"},
             ),
         )
+    if env in STAGED and model_published:
+        # Network interfaces may be created only once a model runs in the VPC.
         expected["manage-vpc-network-interfaces"] = doc(*eni_statements(stack, "platform/sagemaker/security-group"))
     # Dev is serverless and staging/prod run ml.g5 (local NVMe): no volume key, so no CreateGrant.
     assert role_policies(stack, "platform/sagemaker/execution-role") == expected
@@ -436,15 +439,19 @@ def test_endpoint_log_group_is_encrypted_with_the_logs_key(stacks, env) -> None:
     }
 
 
+@pytest.mark.parametrize("model_published", [False, True], ids=["fresh", "published"])
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_vpc_security_groups_allow_https_egress_only(stacks, env) -> None:
-    stack = stacks[env]
+def test_vpc_security_groups_allow_https_egress_only(stacks, published, env, model_published) -> None:
+    stack = published[env] if model_published else stacks[env]
     groups = [g for g in resources(stack, "aws_security_group").values() if "sagemaker" in g["//"]["metadata"]["path"]]
     if env == "dev":
         assert groups == []
         return
-    assert sorted(g["name"] for g in groups) == [f"mlp-{env}-inference-sagemaker", f"mlp-{env}-training-sagemaker"]
-    for owner in ("sagemaker", "sagemaker-training"):
+    # The endpoint's group comes with the model that attaches it; training jobs attach theirs at run time.
+    owners = ["sagemaker", "sagemaker-training"] if model_published else ["sagemaker-training"]
+    expected_names = [f"mlp-{env}-inference-sagemaker"] if model_published else []
+    assert sorted(g["name"] for g in groups) == [*expected_names, f"mlp-{env}-training-sagemaker"]
+    for owner in owners:
         group = ref(stack, "aws_security_group", f"platform/{owner}/security-group", "id")
         assert "ingress" not in one(stack, "aws_security_group", f"platform/{owner}/security-group")
         ingress = [

@@ -492,6 +492,7 @@ def test_gpu1_flags_accelerators_only_where_gpus_are_disabled(resource_type, con
 
 def test_gpu1_passes_cpu_instances_and_unresolved_tokens() -> None:
     rule = GpuOnlyWhereAllowed(gpu_enabled=False)
+    assert _one(rule, "aws_instance", {"instance_type": "t3.micro", "tags": {"instance_type": "g5.xlarge"}}) == []
     assert _one(rule, "aws_launch_template", {"instance_type": "m6i.xlarge"}) == []
     assert (
         _one(rule, "aws_eks_node_group", {"instance_types": ["${var.types}"], "ami_type": "AL2023_x86_64_STANDARD"})

@@ -23,11 +23,13 @@ Each patch was checked against the installed moto source and a live request befo
 * EKS ``CreateNodegroup`` stores a made-up ``remoteAccess {ec2SshKey: eksKeypair}`` when none was
   requested; ``remote_access`` is not a computed attribute in the provider, so it planned a
   replacement forever. The node group now keeps what was requested (nothing).
-* ``MOTO_IAM_LOAD_MANAGED_POLICIES=true`` is set before any IAM backend is built, so
-  ``arn:aws:iam::aws:policy/...`` ARNs exist and can be attached.
+* ``MOTO_IAM_LOAD_MANAGED_POLICIES=true`` is set when this module is imported, before any IAM backend
+  is built, so ``arn:aws:iam::aws:policy/...`` ARNs exist and can be attached.
 
 All patches add or wrap methods on moto's classes in memory (no file under site-packages is touched),
-are applied once per process, and only add an action when moto does not already define it.
+are applied once per process by ``start_emulator``, and only add an action when moto does not already
+define it. Being process-wide, they also apply to ``moto.mock_aws`` used later in the same process;
+each one only makes moto closer to AWS, so that is harmless.
 
 moto keeps its state in process-global backends: every emulator started in one process shares it,
 and ``Emulator.reset()`` clears all of it (including the stores added here, which hang off the
