@@ -256,13 +256,25 @@ class SecureBucket(Construct):
 
     def read_statements(self, prefix: str = "") -> list[PolicyStatement]:
         """Statements for listing and reading objects (under ``prefix`` when given)."""
+        if prefix:
+            # GetBucketLocation requests carry no s3:prefix key, so a prefix condition would deny them.
+            listing = [
+                PolicyStatement(
+                    sid="ListBucket",
+                    actions=("s3:ListBucket",),
+                    resources=(self.bucket.arn,),
+                    conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+                ),
+                PolicyStatement(sid="LocateBucket", actions=("s3:GetBucketLocation",), resources=(self.bucket.arn,)),
+            ]
+        else:
+            listing = [
+                PolicyStatement(
+                    sid="ListBucket", actions=("s3:ListBucket", "s3:GetBucketLocation"), resources=(self.bucket.arn,)
+                )
+            ]
         statements = [
-            PolicyStatement(
-                sid="ListBucket",
-                actions=("s3:ListBucket", "s3:GetBucketLocation"),
-                resources=(self.bucket.arn,),
-                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else {},
-            ),
+            *listing,
             PolicyStatement(
                 sid="ReadObjects",
                 actions=("s3:GetObject", "s3:GetObjectVersion"),

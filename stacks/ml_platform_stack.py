@@ -53,7 +53,9 @@ def emulator_provider_settings(endpoint: str) -> dict[str, Any]:
         "secret_key": "test",
         "skip_credentials_validation": True,
         "skip_metadata_api_check": "true",
-        "skip_requesting_account_id": True,
+        # The account id is requested (sts:GetCallerIdentity, answered by the emulator): without it
+        # the provider reads same-account references, such as a security group rule's referenced
+        # group, as cross-account "<account>/<id>" and plans to change them on every run.
         "skip_region_validation": True,
         "s3_use_path_style": True,
         # An emulator answers unimplemented actions with HTTP 500; the default retries take 10+ minutes.

@@ -20,7 +20,6 @@ import os
 import re
 import subprocess
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,6 @@ SECURITY_DOC = PROJECT_ROOT / "docs" / "security.md"
 _SKIP_LINE = re.compile(r"^\s*-\s*(?P<id>CKV2?_[A-Z0-9_]+)\s*(?:#\s*why:\s*(?P<why>.*))?$")
 _DOC_ROW = re.compile(r"^\|\s*`?(?P<id>CKV2?_[A-Z0-9_]+)`?\s*\|\s*(?P<envs>[^|]+?)\s*\|(?P<rest>.*)\|\s*$")
 ACCEPTED_SECTION = "### Accepted checkov findings"
-OPEN_SECTION = "### Open checkov findings"
 
 
 def _checkov() -> Path:
@@ -151,8 +149,7 @@ def test_checkov_parsed_and_evaluated_the_stack(scans, stacks, env) -> None:
 def test_no_unaccepted_checkov_findings(scans, stacks, env) -> None:
     skips = _config_skips()
     accepted = _documented(ACCEPTED_SECTION)
-    open_findings = _documented(OPEN_SECTION)
-    unaccepted, tracked = [], []
+    unaccepted = []
     for finding in scans[env].get("results", {}).get("failed_checks", []):
         check_id = finding["check_id"]
         if check_id in skips and env in accepted.get(check_id, (frozenset(), ""))[0]:
@@ -160,12 +157,7 @@ def test_no_unaccepted_checkov_findings(scans, stacks, env) -> None:
         line = (
             f"{check_id} {finding['resource']} ({_path_of(stacks[env], finding['resource'])}): {finding['check_name']}"
         )
-        if env in open_findings.get(check_id, (frozenset(), ""))[0]:
-            tracked.append(line)
-        else:
-            unaccepted.append(line)
-    if tracked:
-        warnings.warn(f"open checkov findings in {env} (docs/security.md):\n  " + "\n  ".join(tracked), stacklevel=1)
+        unaccepted.append(line)
     assert unaccepted == [], "checkov findings not accepted for " + env + ":\n  " + "\n  ".join(unaccepted)
 
 
@@ -176,10 +168,9 @@ def test_every_skip_has_a_reason_and_a_documented_row() -> None:
     missing_reason = [check_id for check_id, why in skips.items() if len(why) < 20]
     assert missing_reason == [], f"skip-check entries without a '# why:' reason: {missing_reason}"
     assert sorted(accepted) == sorted(skips), "docs/security.md's accepted table and .checkov.yaml differ"
-    for check_id, (envs, why) in {**accepted, **_documented(OPEN_SECTION)}.items():
+    for check_id, (envs, why) in accepted.items():
         assert envs and envs <= set(ENVIRONMENTS), f"{check_id}: environments {sorted(envs)}"
         assert len(why) >= 20, f"{check_id}: the documented reason is too short"
-    assert not set(accepted) & set(_documented(OPEN_SECTION)), "a check is both accepted and open"
     count = re.search(r"checkov skips:\s*(\d+)", SECURITY_DOC.read_text())
     assert count and int(count.group(1)) == len(skips), "docs/security.md's skip count is out of date"
 
@@ -189,7 +180,7 @@ def test_listed_findings_occur_exactly_where_documented(scans) -> None:
     for env in ENVIRONMENTS:
         for finding in scans[env].get("results", {}).get("failed_checks", []):
             failing.setdefault(finding["check_id"], set()).add(env)
-    listed = {**_documented(ACCEPTED_SECTION), **_documented(OPEN_SECTION)}
+    listed = _documented(ACCEPTED_SECTION)
     stale = {
         check_id: {"documented": sorted(envs), "failing": sorted(failing.get(check_id, set()))}
         for check_id, (envs, _) in listed.items()

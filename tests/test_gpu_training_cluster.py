@@ -489,10 +489,11 @@ def bucket_statements(bucket_arn: str, sid: str, prefix: str, key_arn: str, writ
         {
             "Sid": f"{sid}ListBucket",
             "Effect": "Allow",
-            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Action": "s3:ListBucket",
             "Resource": bucket_arn,
             "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
         },
+        {"Sid": f"{sid}LocateBucket", "Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": bucket_arn},
         {
             "Sid": f"{sid}ReadObjects",
             "Effect": "Allow",

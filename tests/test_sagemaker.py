@@ -312,10 +312,11 @@ def test_serving_role_policies_are_exactly_scoped(stacks, published, env, model_
         "read-model-artifacts": doc(
             allow(
                 "ModelArtifactsListBucket",
-                ["s3:ListBucket", "s3:GetBucketLocation"],
+                "s3:ListBucket",
                 artifacts,
                 StringLike={"s3:prefix": ["models/inference/*"]},
             ),
+            allow("ModelArtifactsLocateBucket", "s3:GetBucketLocation", artifacts),
             allow(
                 "ModelArtifactsReadObjects", ["s3:GetObject", "s3:GetObjectVersion"], f"{artifacts}/models/inference/*"
             ),
@@ -359,10 +360,11 @@ def test_training_role_policies_are_exactly_scoped(stacks, env) -> None:
         return doc(
             allow(
                 f"{purpose}ListBucket",
-                ["s3:ListBucket", "s3:GetBucketLocation"],
+                "s3:ListBucket",
                 arn,
                 StringLike={"s3:prefix": [f"{prefix}*"]},
             ),
+            allow(f"{purpose}LocateBucket", "s3:GetBucketLocation", arn),
             allow(f"{purpose}ReadObjects", ["s3:GetObject", "s3:GetObjectVersion"], f"{arn}/{prefix}*"),
             allow(
                 f"{purpose}WriteObjects",

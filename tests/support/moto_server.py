@@ -42,6 +42,7 @@ port); it prints the endpoint and serves until interrupted.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import inspect
 import json
@@ -536,6 +537,447 @@ def _patch_eks() -> None:
     _wrap(Nodegroup, "__init__", keep_requested_remote_access)
 
 
+# --------------------------------------------------------------------------------------------------
+# EC2 launch templates and security group rules
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_ec2_launch_template_data_tags() -> None:
+    """Keep CreateLaunchTemplate's own tags out of the template's data.
+
+    The request's top-level ``TagSpecifications`` (resource type ``launch-template``) tag the template
+    itself; moto also appends them to ``LaunchTemplateData.TagSpecifications``, so every version then
+    reports a ``launch-template`` tag specification that was never configured, and the provider plans
+    a new version forever.
+    """
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+
+    def keep_requested_data_tags(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_launch_template(self: Any) -> Any:
+            requested = copy.deepcopy((self._get_param("LaunchTemplateData") or {}).get("TagSpecifications"))
+            result = original(self)
+            template = self.ec2_backend.get_launch_template_by_name(self._get_param("LaunchTemplateName"))
+            data = template.versions[0].data
+            if requested:
+                data["TagSpecifications"] = requested
+            else:
+                data.pop("TagSpecifications", None)
+            return result
+
+        return create_launch_template
+
+    _wrap(LaunchTemplates, "create_launch_template", keep_requested_data_tags)
+
+
+def _patch_ec2_security_group_rule_descriptions() -> None:
+    """Report the description of rules that reference a security group.
+
+    moto reads a rule's description from its CIDR range only; for a rule whose source is another
+    (or the same) security group the description lives on the group pair, so it came back empty.
+    """
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    original = SecurityGroupRule.description
+
+    def description(self: Any) -> str | None:
+        return original.fget(self) or (self.source_group or {}).get("Description")
+
+    SecurityGroupRule.description = property(description, doc=original.__doc__)
+
+
+# --------------------------------------------------------------------------------------------------
+# EC2 Auto Scaling
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_autoscaling_lifecycle_hooks() -> None:
+    """Store a lifecycle hook's notification target and role as requested.
+
+    moto hard-codes ``arn:aws:sqs:...:my-queue`` and ``arn:aws:iam::1234567890:role/my-auto-scaling-role``
+    on every hook, so a hook configured without them (its events go to EventBridge) is planned for
+    an update forever.
+    """
+    from moto.autoscaling.responses import AutoScalingResponse
+
+    def keep_requested_targets(original: Callable[..., Any]) -> Callable[..., Any]:
+        def put_lifecycle_hook(self: Any) -> Any:
+            result = original(self)
+            key = f"{self._get_param('AutoScalingGroupName')}_{self._get_param('LifecycleHookName')}"
+            hook = self.autoscaling_backend.lifecycle_hooks[key]
+            hook.notification_target_arn = self._get_param("NotificationTargetARN")
+            hook.role_arn = self._get_param("RoleARN")
+            hook.notification_metadata = self._get_param("NotificationMetadata")
+            return result
+
+        return put_lifecycle_hook
+
+    _wrap(AutoScalingResponse, "put_lifecycle_hook", keep_requested_targets)
+
+
+# --------------------------------------------------------------------------------------------------
+# Lambda
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_lambda_function_configs() -> None:
+    """Report a function's DeadLetterConfig and LoggingConfig, as AWS does.
+
+    moto drops both from the function's configuration; the provider then plans to add the dead-letter
+    target and the logging block on every run. AWS always reports a LoggingConfig: text format to
+    ``/aws/lambda/<name>`` unless configured otherwise.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    def logging_config(function: Any, requested: dict[str, Any] | None) -> dict[str, Any]:
+        config = {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{function.function_name}", **(requested or {})}
+        if config["LogFormat"] == "JSON":
+            config = {"ApplicationLogLevel": "INFO", "SystemLogLevel": "INFO", **config}
+        return config
+
+    def keep_configs(original: Callable[..., Any]) -> Callable[..., Any]:
+        def __init__(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+            original(self, account_id, spec, *args, **kwargs)
+            self.emulator_dead_letter_config = spec.get("DeadLetterConfig") or None
+            self.emulator_logging_config = logging_config(self, spec.get("LoggingConfig"))
+
+        return __init__
+
+    def update_configs(original: Callable[..., Any]) -> Callable[..., Any]:
+        def update_configuration(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+            if "DeadLetterConfig" in config_updates:
+                # An empty TargetArn removes the dead-letter queue.
+                target = (config_updates["DeadLetterConfig"] or {}).get("TargetArn")
+                self.emulator_dead_letter_config = {"TargetArn": target} if target else None
+            if "LoggingConfig" in config_updates:
+                self.emulator_logging_config = logging_config(self, config_updates["LoggingConfig"])
+            return original(self, config_updates)  # type: ignore[no-any-return]
+
+        return update_configuration
+
+    def add_configs(original: Callable[..., Any]) -> Callable[..., Any]:
+        def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            config = dict(original(self, *args, **kwargs))
+            if getattr(self, "emulator_dead_letter_config", None):
+                config["DeadLetterConfig"] = self.emulator_dead_letter_config
+            config["LoggingConfig"] = getattr(self, "emulator_logging_config", None) or logging_config(self, None)
+            return config
+
+        return get_configuration
+
+    _wrap(LambdaFunction, "__init__", keep_configs)
+    _wrap(LambdaFunction, "update_configuration", update_configs)
+    _wrap(LambdaFunction, "get_configuration", add_configs)
+
+
+# --------------------------------------------------------------------------------------------------
+# SageMaker models and endpoints
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_sagemaker_requested_settings() -> None:
+    """Keep a model's EnableNetworkIsolation and an endpoint's DeploymentConfig as requested.
+
+    moto always reports ``EnableNetworkIsolation: false`` and never reports ``DeploymentConfig``;
+    both are create-only in the provider, so the model and the endpoint were planned for replacement
+    on every run.
+    """
+    from moto.sagemaker.responses import SageMakerResponse
+
+    def keep_network_isolation(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_model(self: Any) -> Any:
+            result = original(self)
+            model = self.sagemaker_backend._models[self._get_param("ModelName")]
+            model.enable_network_isolation = bool(self._get_param("EnableNetworkIsolation", False))
+            return result
+
+        return create_model
+
+    def keep_deployment_config(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_endpoint(self: Any) -> Any:
+            result = original(self)
+            deployment_config = self._get_param("DeploymentConfig")
+            if deployment_config:
+                endpoint = self.sagemaker_backend.endpoints[self._get_param("EndpointName")]
+                endpoint.deployment_config = deployment_config
+            return result
+
+        return create_endpoint
+
+    _wrap(SageMakerResponse, "create_model", keep_network_isolation)
+    _wrap(SageMakerResponse, "create_endpoint", keep_deployment_config)
+
+
+# --------------------------------------------------------------------------------------------------
+# EKS clusters, node groups, access entries and add-ons
+# --------------------------------------------------------------------------------------------------
+
+# The routes moto's EKS app lacks. Each only has to reach EKSResponse.dispatch: the action is then
+# chosen from botocore's model of the raw (still percent-encoded) path, so ARNs containing "/" in a
+# path segment are routed correctly even though these patterns overlap.
+_EKS_EXTRA_URL_PATHS = (
+    "{0}/clusters/(?P<name>[^/]+)/access-entries$",
+    "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>.+)$",
+    "{0}/clusters/(?P<name>[^/]+)/addons$",
+    "{0}/clusters/(?P<name>[^/]+)/addons/(?P<addonName>[^/]+)$",
+)
+
+
+def _eks_not_found(message: str, cluster_name: str | None = None, addon_name: str | None = None) -> Exception:
+    """The ResourceNotFoundException moto's EKS raises, with AWS's message."""
+    from moto.eks.exceptions import ResourceNotFoundException
+
+    return ResourceNotFoundException(
+        clusterName=cluster_name, nodegroupName=None, fargateProfileName=None, addonName=addon_name, message=message
+    )
+
+
+def _eks_cluster(response: Any, name: str) -> Any:
+    """The moto cluster called ``name``, or the ResourceNotFoundException EKS answers with."""
+    cluster = response.eks_backend.clusters.get(name)
+    if cluster is None:
+        raise _eks_not_found(f"No cluster found for name: {name}.", cluster_name=name)
+    return cluster
+
+
+def _patch_eks_cluster_and_nodegroup_settings() -> None:
+    """Keep the cluster and node group settings moto's EKS drops.
+
+    CreateCluster ignores ``accessConfig`` and ``upgradePolicy`` (the provider replaces the cluster when
+    ``access_config`` differs), and CreateNodegroup does not pass ``updateConfig`` and
+    ``nodeRepairConfig`` on to the node group moto builds (which has fields for both). Unset, AWS
+    reports the defaults: CONFIG_MAP authentication with creator admin permissions, EXTENDED support.
+    """
+    from moto.eks.responses import EKSResponse
+
+    def keep_cluster_settings(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_cluster(self: Any) -> Any:
+            result = original(self)
+            cluster = self.eks_backend.clusters[self._get_param("name")]
+            access = self._get_param("accessConfig") or {}
+            cluster.access_config = {
+                "authenticationMode": access.get("authenticationMode", "CONFIG_MAP"),
+                "bootstrapClusterCreatorAdminPermissions": access.get("bootstrapClusterCreatorAdminPermissions", True),
+            }
+            cluster.upgrade_policy = self._get_param("upgradePolicy") or {"supportType": "EXTENDED"}
+            return result
+
+        return create_cluster
+
+    def keep_nodegroup_settings(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_nodegroup(self: Any) -> Any:
+            result = original(self)
+            cluster = self.eks_backend.clusters[self._get_param("name")]
+            nodegroup = cluster.nodegroups[self._get_param("nodegroupName")]
+            nodegroup.update_config = self._get_param("updateConfig") or {"maxUnavailable": 1}
+            nodegroup.node_repair_config = self._get_param("nodeRepairConfig") or {"enabled": False}
+            return result
+
+        return create_nodegroup
+
+    _wrap(EKSResponse, "create_cluster", keep_cluster_settings)
+    _wrap(EKSResponse, "create_nodegroup", keep_nodegroup_settings)
+
+
+def _patch_eks_access_entries() -> None:
+    """Add CreateAccessEntry, DescribeAccessEntry, DeleteAccessEntry and the access-policy actions.
+
+    moto's EKS has no access entries at all (no route: HTTP 404). Entries and their associated access
+    policies are kept per cluster and removed with it, as EKS does.
+    """
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.core.utils import utcnow
+    from moto.eks.exceptions import InvalidParameterException, ResourceInUseException
+    from moto.eks.responses import EKSResponse
+    from moto.moto_api._internal import mock_random
+
+    def entries(response: Any, cluster_name: str) -> dict[str, dict[str, Any]]:
+        return _store(response.eks_backend, "_emulator_access_entries").setdefault(cluster_name, {})
+
+    def entry_for(response: Any) -> dict[str, Any]:
+        cluster_name = _eks_cluster(response, response._get_param("name")).name
+        principal_arn = response._get_param("principalArn")
+        entry = entries(response, cluster_name).get(principal_arn)
+        if entry is None:
+            raise _eks_not_found(f"The specified principalArn could not be found: {principal_arn}.", cluster_name)
+        return entry
+
+    def default_username(principal_arn: str) -> str:
+        # EKS maps a role to its assumed-role session ARN and anything else (a user) to its own ARN.
+        _, partition, _, _, account, resource = principal_arn.split(":", 5)
+        if resource.startswith("role/"):
+            role_name = resource.rsplit("/", 1)[-1]
+            return f"arn:{partition}:sts::{account}:assumed-role/{role_name}/{{{{SessionName}}}}"
+        return principal_arn
+
+    def public(entry: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in entry.items() if not key.startswith("_")}
+
+    def create_access_entry(self: Any) -> ActionResult:
+        cluster = _eks_cluster(self, self._get_param("name"))
+        principal_arn = self._get_param("principalArn")
+        if not principal_arn or principal_arn.count(":") < 5:
+            raise InvalidParameterException(message=f"The principalArn parameter format is not valid: {principal_arn}")
+        with _store_lock:
+            store = entries(self, cluster.name)
+            if principal_arn in store:
+                message = f"The specified access entry resource is already in use on this cluster: {principal_arn}."
+                raise ResourceInUseException(clusterName=cluster.name, message=message)
+            now = utcnow()
+            entry_type = self._get_param("type") or "STANDARD"
+            resource = principal_arn.split(":", 5)[5]
+            store[principal_arn] = {
+                "clusterName": cluster.name,
+                "principalArn": principal_arn,
+                "kubernetesGroups": list(self._get_param("kubernetesGroups") or []),
+                "accessEntryArn": (
+                    f"{cluster.arn.replace(':cluster/', ':access-entry/')}/{resource.split('/', 1)[0]}/"
+                    f"{principal_arn.split(':')[4]}/{resource.rsplit('/', 1)[-1]}/{mock_random.uuid4()}"
+                ),
+                "createdAt": now,
+                "modifiedAt": now,
+                "tags": dict(self._get_param("tags") or {}),
+                "username": self._get_param("username") or default_username(principal_arn),
+                "type": entry_type,
+                "_policies": {},
+            }
+            return ActionResult({"accessEntry": public(store[principal_arn])})
+
+    def describe_access_entry(self: Any) -> ActionResult:
+        return ActionResult({"accessEntry": public(entry_for(self))})
+
+    def delete_access_entry(self: Any) -> EmptyResult:
+        entry = entry_for(self)
+        with _store_lock:
+            entries(self, entry["clusterName"]).pop(entry["principalArn"], None)
+        return EmptyResult()
+
+    def associate_access_policy(self: Any) -> ActionResult:
+        entry = entry_for(self)
+        policy_arn = self._get_param("policyArn")
+        now = utcnow()
+        with _store_lock:
+            previous = entry["_policies"].get(policy_arn)
+            policy = {
+                "policyArn": policy_arn,
+                "accessScope": self._get_param("accessScope") or {"type": "cluster"},
+                "associatedAt": previous["associatedAt"] if previous else now,
+                "modifiedAt": now,
+            }
+            entry["_policies"][policy_arn] = policy
+        result = {"clusterName": entry["clusterName"], "principalArn": entry["principalArn"]}
+        return ActionResult({**result, "associatedAccessPolicy": policy})
+
+    def list_associated_access_policies(self: Any) -> ActionResult:
+        entry = entry_for(self)
+        policies = list(entry["_policies"].values())
+        result = {"clusterName": entry["clusterName"], "principalArn": entry["principalArn"]}
+        return ActionResult({**result, "associatedAccessPolicies": policies})
+
+    def disassociate_access_policy(self: Any) -> EmptyResult:
+        entry = entry_for(self)
+        policy_arn = self._get_param("policyArn")
+        with _store_lock:
+            if entry["_policies"].pop(policy_arn, None) is None:
+                raise _eks_not_found(f"The specified policyArn could not be found: {policy_arn}.", entry["clusterName"])
+        return EmptyResult()
+
+    for action in (
+        create_access_entry,
+        describe_access_entry,
+        delete_access_entry,
+        associate_access_policy,
+        list_associated_access_policies,
+        disassociate_access_policy,
+    ):
+        _add_action(EKSResponse, action.__name__, action)
+
+
+def _patch_eks_addons() -> None:
+    """Add CreateAddon, DescribeAddon and DeleteAddon to moto's EKS.
+
+    moto's EKS has no add-ons (no route: HTTP 404). An add-on is ACTIVE as soon as it is created and
+    gone as soon as it is deleted; add-ons are removed with their cluster, as EKS does.
+    """
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.eks.exceptions import ResourceInUseException
+    from moto.eks.responses import EKSResponse
+    from moto.moto_api._internal import mock_random
+
+    def addons(response: Any, cluster_name: str) -> dict[str, dict[str, Any]]:
+        return _store(response.eks_backend, "_emulator_addons").setdefault(cluster_name, {})
+
+    def addon_for(response: Any) -> dict[str, Any]:
+        cluster_name = _eks_cluster(response, response._get_param("name")).name
+        addon_name = response._get_param("addonName")
+        addon = addons(response, cluster_name).get(addon_name)
+        if addon is None:
+            raise _eks_not_found(f"No addon: {addon_name} found in cluster: {cluster_name}", cluster_name, addon_name)
+        return addon
+
+    def create_addon(self: Any) -> ActionResult:
+        cluster = _eks_cluster(self, self._get_param("name"))
+        addon_name = self._get_param("addonName")
+        with _store_lock:
+            store = addons(self, cluster.name)
+            if addon_name in store:
+                message = f"Addon already exists with name: {addon_name}"
+                raise ResourceInUseException(clusterName=cluster.name, addonName=addon_name, message=message)
+            now = utcnow()
+            addon: dict[str, Any] = {
+                "addonName": addon_name,
+                "clusterName": cluster.name,
+                "status": "ACTIVE",
+                "addonVersion": self._get_param("addonVersion") or "v1.0.0-eksbuild.1",
+                "health": {"issues": []},
+                "addonArn": f"{cluster.arn.replace(':cluster/', ':addon/')}/{addon_name}/{mock_random.uuid4()}",
+                "createdAt": now,
+                "modifiedAt": now,
+                "tags": dict(self._get_param("tags") or {}),
+            }
+            for key in ("serviceAccountRoleArn", "configurationValues"):
+                if self._get_param(key):
+                    addon[key] = self._get_param(key)
+            store[addon_name] = addon
+        return ActionResult({"addon": addon})
+
+    def describe_addon(self: Any) -> ActionResult:
+        return ActionResult({"addon": addon_for(self)})
+
+    def delete_addon(self: Any) -> ActionResult:
+        addon = addon_for(self)
+        with _store_lock:
+            addons(self, addon["clusterName"]).pop(addon["addonName"], None)
+        return ActionResult({"addon": {**addon, "status": "DELETING"}})
+
+    for action in (create_addon, describe_addon, delete_addon):
+        _add_action(EKSResponse, action.__name__, action)
+
+
+def _patch_eks_routes_and_cleanup() -> None:
+    """Route the added EKS actions to moto's EKS app, and forget a deleted cluster's entries and add-ons."""
+    from moto.eks import urls
+    from moto.eks.responses import EKSResponse
+
+    handler = urls.url_paths["{0}/clusters$"]
+    for path in _EKS_EXTRA_URL_PATHS:
+        # moto builds its werkzeug routes from this dict each time a server creates its EKS app.
+        urls.url_paths.setdefault(path, handler)
+
+    def forget_cluster_children(original: Callable[..., Any]) -> Callable[..., Any]:
+        def delete_cluster(self: Any) -> Any:
+            result = original(self)
+            name = self._get_param("name")
+            with _store_lock:
+                for store in ("_emulator_access_entries", "_emulator_addons"):
+                    _store(self.eks_backend, store).pop(name, None)
+            return result
+
+        return delete_cluster
+
+    _wrap(EKSResponse, "delete_cluster", forget_cluster_children)
+
+
 def apply_patches() -> None:
     """Apply every patch once per process (safe to call repeatedly and from several threads)."""
     global _patched
@@ -546,7 +988,16 @@ def apply_patches() -> None:
         _patch_budgets()
         _patch_application_autoscaling()
         _patch_sagemaker()
+        _patch_sagemaker_requested_settings()
         _patch_eks()
+        _patch_eks_cluster_and_nodegroup_settings()
+        _patch_eks_access_entries()
+        _patch_eks_addons()
+        _patch_eks_routes_and_cleanup()
+        _patch_ec2_launch_template_data_tags()
+        _patch_ec2_security_group_rule_descriptions()
+        _patch_autoscaling_lifecycle_hooks()
+        _patch_lambda_function_configs()
         _patched = True
 
 
