@@ -235,4 +235,6 @@ class MlPlatform(Construct):
                 "--training-job-name <name>",
             )
         for name, (value, description) in outputs.items():
-            TerraformOutput(self, name, value=value, description=description)
+            output = TerraformOutput(self, name, value=value, description=description)
+            # Plain names, so `terraform output -raw training_data_bucket` works without a hash suffix.
+            output.override_logical_id(name)

@@ -578,7 +578,7 @@ def test_helm_and_kubernetes_providers_authenticate_with_aws_eks_get_token(stack
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_cluster_name_endpoint_and_oidc_provider_are_outputs(stacks, env) -> None:
     stack = stacks[env]
-    outputs = {name.split("_", 1)[1].rsplit("_", 1)[0]: o["value"] for name, o in stack["output"].items()}
+    outputs = {name: o["value"] for name, o in stack["output"].items()}
     assert outputs["eks_cluster_name"] == ref(stack, "aws_eks_cluster", "eks/cluster/cluster", "name")
     assert outputs["eks_cluster_endpoint"] == ref(stack, "aws_eks_cluster", "eks/cluster/cluster", "endpoint")
     assert outputs["eks_oidc_provider_arn"] == ref(

@@ -672,7 +672,7 @@ def test_data_key_lets_auto_scaling_launch_encrypted_volumes(stacks, env) -> Non
 @pytest.mark.parametrize("env", CLUSTER_ENVS)
 def test_cluster_outputs(stacks, env) -> None:
     stack = stacks[env]
-    values = {name.split("_", 1)[1].rsplit("_", 1)[0]: output["value"] for name, output in stack["output"].items()}
+    values = {name: output["value"] for name, output in stack["output"].items()}
     assert values["gpu_training_asg_name"] == ref(stack, "aws_autoscaling_group", "training/asg", "name")
     assert values["gpu_training_launch_template_id"] == ref(
         stack, "aws_launch_template", "training/launch-template", "id"

@@ -107,7 +107,7 @@ def role_policies(stack: dict[str, Any], role_suffix: str) -> dict[str, dict[str
 
 
 def outputs(stack: dict[str, Any], name: str) -> Any:
-    matches = [o for key, o in stack["output"].items() if key.startswith(f"platform_{name}_")]
+    matches = [o for key, o in stack["output"].items() if key == name]
     assert len(matches) == 1, f"expected one output {name}"
     return matches[0]
 

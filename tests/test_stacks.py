@@ -73,9 +73,13 @@ def test_unknown_backend_kind_is_rejected() -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_platform_endpoints_are_outputs(stacks, env) -> None:
-    outputs = {name.split("_", 1)[1].rsplit("_", 1)[0] for name in stacks[env]["output"]}
+    outputs = stacks[env]["output"]
     for expected in ("vpc_id", "training_data_bucket", "model_artifacts_bucket", "checkpoints_bucket"):
-        assert expected in outputs, outputs
+        assert expected in outputs, sorted(outputs)
+        assert outputs[expected]["description"]
+    assert outputs["training_data_bucket"]["value"].startswith("${aws_s3_bucket.platform_storage_training-data_bucket_")
+    assert ("gpu_training_asg_name" in outputs) is (env != "dev")
+    assert {"eks_cluster_name", "eks_oidc_provider_arn", "sagemaker_endpoint_name"} <= set(outputs)
 
 
 def _tiny_stack(default_tags: dict[str, str] | None) -> cdktf.TerraformStack:
