@@ -71,13 +71,25 @@ def grant(scope: Construct, id: str, role: Any, *statements: PolicyStatement, na
     )
 
 
-def service_role(scope: Construct, id: str, *, name: str, services: tuple[str, ...], description: str) -> Any:
-    """An IAM role assumable only by ``services``, with no permissions until something grants them."""
+def service_role(
+    scope: Construct,
+    id: str,
+    *,
+    name: str,
+    services: tuple[str, ...],
+    description: str,
+    trust_conditions: dict[str, dict[str, Any]] | None = None,
+) -> Any:
+    """An IAM role assumable only by ``services``, with no permissions until something grants them.
+
+    ``trust_conditions`` narrow who may assume it further (e.g. ``aws:SourceAccount`` against the
+    confused-deputy problem).
+    """
     return aws.iam_role.IamRole(
         scope,
         id,
         name=name,
         description=description,
-        assume_role_policy=service_trust_policy(*services),
+        assume_role_policy=service_trust_policy(*services, conditions=trust_conditions),
         max_session_duration=3600,
     )

@@ -86,6 +86,8 @@ class MlPlatform(Construct):
                 name=props.name_prefix,
                 settings=props.network,
                 logs_key=self.keys.logs,
+                account_id=self.account_id,
+                partition=partition.partition,
                 eks_cluster_name=props.name_prefix,
             ),
         )

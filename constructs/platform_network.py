@@ -100,11 +100,15 @@ class PlatformNetworkProps:
     settings: the environment's network shape.
     logs_key: the KMS key that encrypts the flow log group.
     eks_cluster_name: cluster whose ``kubernetes.io/cluster/<name>`` tag the subnets carry, if any.
+    account_id, partition: the account (usually a data-source token) and partition, which scope the
+      flow-log delivery role to this account's flow logs.
     """
 
     name: str
     settings: NetworkSettings
     logs_key: Any
+    account_id: str
+    partition: str = "aws"
     eks_cluster_name: str | None = None
 
 
@@ -228,7 +232,8 @@ class PlatformNetwork(Construct):
             )
             self.private_route_tables.append(rt)
 
-        region = aws.data_aws_region.DataAwsRegion(self, "region")
+        self.region = aws.data_aws_region.DataAwsRegion(self, "region")
+        region = self.region
         self.s3_endpoint = aws.vpc_endpoint.VpcEndpoint(
             self,
             "s3-endpoint",
@@ -281,12 +286,18 @@ class PlatformNetwork(Construct):
             retention_in_days=props.settings.flow_log_retention_days,
             kms_key_id=props.logs_key.arn,
         )
+        region = self.region.name
         role = service_role(
             self,
             "flow-log-role",
             name=f"{props.name}-vpc-flow-logs",
             services=("vpc-flow-logs.amazonaws.com",),
             description="Delivers this VPC's flow logs to its log group",
+            # Only flow logs of this account may use the role (confused-deputy protection).
+            trust_conditions={
+                "StringEquals": {"aws:SourceAccount": props.account_id},
+                "ArnLike": {"aws:SourceArn": f"arn:{props.partition}:ec2:{region}:{props.account_id}:vpc-flow-log/*"},
+            },
         )
         grant(
             self,
@@ -296,6 +307,13 @@ class PlatformNetwork(Construct):
                 sid="WriteFlowLogGroup",
                 actions=("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
                 resources=(self.flow_log_group.arn, f"{self.flow_log_group.arn}:*"),
+            ),
+            # The delivery service looks its destination up before writing (VPC User Guide's minimum
+            # policy); DescribeLogGroups is authorized on the account's log-group:* pattern only.
+            PolicyStatement(
+                sid="FindFlowLogGroup",
+                actions=("logs:DescribeLogGroups",),
+                resources=(f"arn:{props.partition}:logs:{region}:{props.account_id}:log-group:*",),
             ),
         )
         aws.flow_log.FlowLog(

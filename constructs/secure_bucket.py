@@ -16,6 +16,7 @@ from constructs.validation import ConfigurationError, require, require_int_range
 # An unresolved Terraform token inside a Python string, e.g. the account ID from a data source.
 _TOKEN = re.compile(r"\$\{TfToken\[[^\]]+\]\}")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+STANDARD_IA_MINIMUM_DAYS = 30
 # Account IDs are 12 digits: the length a token stands for when a name is checked before apply.
 ACCOUNT_ID_LENGTH = 12
 
@@ -41,7 +42,8 @@ class SecureBucketProps:
     force_destroy: let ``terraform destroy`` delete a non-empty bucket (dev only).
     prevent_destroy: make Terraform refuse to destroy the bucket at all (production data).
     expire_objects_after_days: delete current objects after this many days (checkpoints); None keeps them.
-    noncurrent_transition_days: move old versions to STANDARD_IA after this many days (>= 30).
+    noncurrent_transition_days: move old versions to STANDARD_IA after this many days (>= 30), unless
+      they are deleted less than 30 days later (STANDARD_IA's minimum billable storage duration).
     noncurrent_expiration_days: delete old versions after this many days.
     abort_multipart_days: abort incomplete multipart uploads after this many days.
     access_log_bucket: bucket that receives this bucket's server access logs, if any.
@@ -172,6 +174,9 @@ class SecureBucket(Construct):
                 bucket=bucket_id,
                 target_bucket=props.access_log_bucket.bucket.id,
                 target_prefix=f"{props.bucket_name}/",
+                # S3 rejects PutBucketLogging (InvalidTargetBucketForLogging) until the target bucket's
+                # policy lets the logging service write, so the grant must exist first.
+                depends_on=[props.access_log_bucket.policy],
             )
 
     def _policy_statements(self) -> list[PolicyStatement]:
@@ -201,6 +206,8 @@ class SecureBucket(Construct):
     def _lifecycle_rules(self) -> list[Any]:
         p = self.props
         lc = aws.s3_bucket_lifecycle_configuration
+        # STANDARD_IA bills at least 30 days per object, so tiering only pays if a version then stays 30 days.
+        tier = p.noncurrent_expiration_days >= p.noncurrent_transition_days + STANDARD_IA_MINIMUM_DAYS
         everything = [lc.S3BucketLifecycleConfigurationRuleFilter(prefix="")]
         rules = [
             lc.S3BucketLifecycleConfigurationRule(
@@ -214,14 +221,16 @@ class SecureBucket(Construct):
                 ],
             ),
             lc.S3BucketLifecycleConfigurationRule(
-                id="tier-then-expire-old-versions",
+                id="tier-then-expire-old-versions" if tier else "expire-old-versions",
                 status="Enabled",
                 filter=everything,
                 noncurrent_version_transition=[
                     lc.S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition(
                         noncurrent_days=p.noncurrent_transition_days, storage_class="STANDARD_IA"
                     )
-                ],
+                ]
+                if tier
+                else None,
                 noncurrent_version_expiration=[
                     lc.S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
                         noncurrent_days=p.noncurrent_expiration_days

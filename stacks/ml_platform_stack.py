@@ -19,6 +19,7 @@ from constructs.validation import ConfigurationError, require_one_of
 from stacks.environments import EnvironmentConfig
 
 REQUIRED_TAGS = ("environment", "team", "cost_center", "project")
+_STATE_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 LOOPBACK_ENDPOINT = re.compile(r"^http://(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$")
 # AWS APIs the platform calls, by the provider's canonical endpoint names.
 EMULATED_SERVICES = (
@@ -70,7 +71,9 @@ class DeploymentSettings:
 
     backend: ``"s3"`` (remote, locked state; the default) or ``"local"`` (offline rehearsal: state
       in ``terraform.<env>.tfstate`` beside the synthesized stack).
-    state_bucket: S3 bucket holding every environment's state (see docs/state-bootstrap.md).
+    state_bucket: S3 bucket holding every environment's state (see docs/state-bootstrap.md). There is
+      no default: a guessed global bucket name could belong to someone else. Unset, the stacks get a
+      partial S3 backend and ``terraform init`` needs ``-backend-config=bucket=<name>``.
     state_region: region of that bucket.
     lock_table: optional DynamoDB lock table, for Terraform versions before S3-native locking.
     emulator_endpoint: a local AWS emulator (``http://127.0.0.1:<port>``) to send every AWS API
@@ -79,7 +82,7 @@ class DeploymentSettings:
     """
 
     backend: str = "s3"
-    state_bucket: str = "mlp-terraform-state"
+    state_bucket: str | None = None
     state_region: str = "us-east-1"
     lock_table: str | None = None
     emulator_endpoint: str | None = None
@@ -93,8 +96,13 @@ class DeploymentSettings:
                 self.emulator_endpoint,
                 "an http URL on the loopback interface, such as 'http://127.0.0.1:5000'",
             )
-        if self.backend == "s3" and not self.state_bucket:
-            raise ConfigurationError("deployment", "ML_PLATFORM_STATE_BUCKET", self.state_bucket, "a bucket name")
+        if self.state_bucket is not None and not _STATE_BUCKET.match(self.state_bucket):
+            raise ConfigurationError(
+                "deployment",
+                "ML_PLATFORM_STATE_BUCKET",
+                self.state_bucket,
+                "an S3 bucket name (3-63 lowercase characters)",
+            )
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> DeploymentSettings:
@@ -103,7 +111,7 @@ class DeploymentSettings:
         defaults = cls()
         return cls(
             backend=env.get("ML_PLATFORM_BACKEND", defaults.backend),
-            state_bucket=env.get("ML_PLATFORM_STATE_BUCKET", defaults.state_bucket),
+            state_bucket=env.get("ML_PLATFORM_STATE_BUCKET") or defaults.state_bucket,
             state_region=env.get("ML_PLATFORM_STATE_REGION", defaults.state_region),
             lock_table=env.get("ML_PLATFORM_LOCK_TABLE") or None,
             emulator_endpoint=env.get("ML_PLATFORM_EMULATOR_ENDPOINT") or None,
@@ -160,7 +168,7 @@ class MlPlatformStack(TerraformStack):
             return
         S3Backend(
             self,
-            bucket=deployment.state_bucket,
+            bucket=deployment.state_bucket or "",
             key=f"ml-platform/{self.config.name}/terraform.tfstate",
             region=deployment.state_region,
             encrypt=True,
@@ -168,3 +176,7 @@ class MlPlatformStack(TerraformStack):
         )
         # S3-native state locking (Terraform >= 1.10); the prebuilt backend class predates the flag.
         self.add_override("terraform.backend.s3.use_lockfile", True)
+        if deployment.state_bucket is None:
+            # The class requires a bucket; dropping it leaves Terraform's partial configuration, so
+            # `terraform init` asks for -backend-config=bucket=... instead of using a guessed bucket.
+            self.add_override("terraform.backend.s3.bucket", None)

@@ -82,11 +82,20 @@ def test_flow_logs_go_to_an_encrypted_group_with_matrix_retention(stacks, stack_
         stack_json[env], "aws_flow_log", {"traffic_type": "ALL", "log_destination_type": "cloud-watch-logs"}
     )
     role_policy = policy(only(stacks[env], "aws_iam_role_policy", "network/write-flow-logs")["policy"])
-    (statement,) = role_policy["Statement"]
-    assert statement["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-    assert all(
-        r.startswith("${aws_cloudwatch_log_group.platform_network_flow-log-group") for r in statement["Resource"]
+    write, find = role_policy["Statement"]
+    assert write["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    assert all(r.startswith("${aws_cloudwatch_log_group.platform_network_flow-log-group") for r in write["Resource"])
+    assert find["Action"] == "logs:DescribeLogGroups"
+    assert re.fullmatch(
+        r"arn:\$\{data\.aws_partition\.\w+\.partition\}:logs:\$\{data\.aws_region\.\w+\.name\}:"
+        r"\$\{data\.aws_caller_identity\.\w+\.account_id\}:log-group:\*",
+        find["Resource"],
     )
+    trust = policy(only(stacks[env], "aws_iam_role", "network/flow-log-role")["assume_role_policy"])
+    (assume,) = trust["Statement"]
+    assert assume["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert list(assume["Condition"]["StringEquals"]) == ["aws:SourceAccount"]
+    assert assume["Condition"]["ArnLike"]["aws:SourceArn"].endswith(":vpc-flow-log/*")
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -128,7 +137,11 @@ def _network_stack(settings: NetworkSettings) -> cdktf.TerraformStack:
     keys = PlatformKeys(
         stack, "keys", PlatformKeysProps(name_prefix="t", account_id="123456789012", region="us-east-1")
     )
-    PlatformNetwork(stack, "network", PlatformNetworkProps(name="t", settings=settings, logs_key=keys.logs))
+    PlatformNetwork(
+        stack,
+        "network",
+        PlatformNetworkProps(name="t", settings=settings, logs_key=keys.logs, account_id="123456789012"),
+    )
     return stack
 
 

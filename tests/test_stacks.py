@@ -33,8 +33,8 @@ def test_provider_region_and_default_tags(stacks, env) -> None:
 def test_s3_backend_has_own_key_encryption_and_locking(stacks, env) -> None:
     backend = stacks[env]["terraform"]["backend"]
     assert list(backend) == ["s3"]
+    # No bucket unless ML_PLATFORM_STATE_BUCKET names one: a guessed global name could be someone else's.
     assert backend["s3"] == {
-        "bucket": "mlp-terraform-state",
         "key": f"ml-platform/{env}/terraform.tfstate",
         "region": "us-east-1",
         "encrypt": True,
@@ -62,6 +62,13 @@ def test_backend_is_configurable_and_has_a_local_switch() -> None:
 
     config = json.loads(cdktf.Testing.synth(local))
     assert config["terraform"]["backend"] == {"local": {"path": "terraform.dev.tfstate"}}
+
+
+def test_bad_state_bucket_name_is_rejected() -> None:
+    from constructs.validation import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"ML_PLATFORM_STATE_BUCKET.*S3 bucket name"):
+        DeploymentSettings.from_environ({"ML_PLATFORM_STATE_BUCKET": "Not_A_Bucket"})
 
 
 def test_unknown_backend_kind_is_rejected() -> None:

@@ -107,6 +107,8 @@ _patch_lock = threading.Lock()
 _patched = False
 # Guards the stores this module adds: werkzeug serves each request on its own thread.
 _store_lock = threading.RLock()
+# Held while the server handles one request (see _patch_one_request_at_a_time).
+_request_lock = threading.Lock()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -778,6 +780,31 @@ def _patch_eks_cluster_and_nodegroup_settings() -> None:
     _wrap(EKSResponse, "create_nodegroup", keep_nodegroup_settings)
 
 
+def _patch_eks_unique_cluster_identity() -> None:
+    """Give every EKS cluster its own OIDC issuer and API endpoint.
+
+    moto draws both once, when ``moto.eks.models`` is imported, so every cluster of a region shares
+    one issuer: a second cluster's IRSA OIDC provider then fails with EntityAlreadyExists (IAM keys
+    OIDC providers by URL). EKS issues ``https://oidc.eks.<region>.amazonaws.com/id/<32 hex>`` per cluster.
+    """
+    from moto.eks.responses import EKSResponse
+    from moto.moto_api._internal import mock_random
+
+    def unique_identity(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_cluster(self: Any) -> Any:
+            result = original(self)
+            cluster = self.eks_backend.clusters[self._get_param("name")]
+            cluster_id = mock_random.uuid4().hex.upper()
+            cluster.identity = {"oidc": {"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{cluster_id}"}}
+            cluster.endpoint = f"https://{cluster_id}.gr7.{self.region}.eks.amazonaws.com"
+            # The response holds the cluster object and is serialized later, so it shows these too.
+            return result
+
+        return create_cluster
+
+    _wrap(EKSResponse, "create_cluster", unique_identity)
+
+
 def _patch_eks_access_entries() -> None:
     """Add CreateAccessEntry, DescribeAccessEntry, DeleteAccessEntry and the access-policy actions.
 
@@ -978,12 +1005,40 @@ def _patch_eks_routes_and_cleanup() -> None:
     _wrap(EKSResponse, "delete_cluster", forget_cluster_children)
 
 
+# --------------------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_one_request_at_a_time() -> None:
+    """Handle the server's requests one at a time.
+
+    moto's backends are plain dicts and lists without locks, and moto does not support concurrent
+    access to them, but its threaded server runs every request on a thread of its own: two terraform
+    processes (ten parallel operations each) against one emulator saw requests interleave mid-update
+    (a NAT gateway's new Elastic IP reported as already associated). Requests take milliseconds and
+    Python runs one thread at a time anyway, so serializing them costs almost nothing.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    def serialize(original: Callable[..., Any]) -> Callable[..., Any]:
+        def __call__(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+            with _request_lock:
+                # moto's responses are built in full here, before the lock is released.
+                return original(self, environ, start_response)
+
+        return __call__
+
+    _wrap(DomainDispatcherApplication, "__call__", serialize)
+
+
 def apply_patches() -> None:
     """Apply every patch once per process (safe to call repeatedly and from several threads)."""
     global _patched
     with _patch_lock:
         if _patched:
             return
+        _patch_one_request_at_a_time()
         _patch_ec2_placement_groups()
         _patch_budgets()
         _patch_application_autoscaling()
@@ -991,6 +1046,7 @@ def apply_patches() -> None:
         _patch_sagemaker_requested_settings()
         _patch_eks()
         _patch_eks_cluster_and_nodegroup_settings()
+        _patch_eks_unique_cluster_identity()
         _patch_eks_access_entries()
         _patch_eks_addons()
         _patch_eks_routes_and_cleanup()
