@@ -37,6 +37,10 @@ LOG_RETENTION_DAYS = (
     3653,
 )
 
+# Zones where EKS cannot place a cluster's control-plane network interfaces (EKS user guide, cluster
+# VPC and subnet requirements); subnets there fail cluster creation with UnsupportedAvailabilityZone.
+EKS_UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
+
 # Interface endpoints the private workloads call (short service names after com.amazonaws.<region>.).
 KNOWN_INTERFACE_ENDPOINTS = (
     "ecr.api",
@@ -134,6 +138,9 @@ class PlatformNetwork(Construct):
             self,
             "zones",
             state="available",
+            # Zone names map to different physical zones per account, so EKS's unsupported zones are
+            # excluded by zone ID; the VPC then takes the first az_count of the remaining zones.
+            exclude_zone_ids=list(EKS_UNSUPPORTED_ZONE_IDS) if props.eks_cluster_name else None,
             filter=[
                 aws.data_aws_availability_zones.DataAwsAvailabilityZonesFilter(
                     name="opt-in-status", values=["opt-in-not-required"]

@@ -42,6 +42,13 @@ def test_subnets_nat_and_routes_match_the_environment(stacks, env) -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_zones_exclude_those_eks_cannot_use(stacks, env) -> None:
+    (zones,) = stacks[env]["data"]["aws_availability_zones"].values()
+    assert zones["exclude_zone_ids"] == ["use1-az3", "usw1-az2", "cac1-az3"]
+    assert zones["state"] == "available"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_subnet_blocks_are_carved_from_the_vpc_without_overlap(stacks, env) -> None:
     import ipaddress
 
@@ -149,6 +156,7 @@ def test_network_construct_without_cluster_name_has_no_cluster_tag() -> None:
     stack = _network_stack(NetworkSettings(vpc_cidr="10.0.0.0/20", az_count=2, nat_gateways="single"))
     synthesized = cdktf.Testing.synth(stack)
     assert "kubernetes.io/cluster/" not in synthesized
+    assert "exclude_zone_ids" not in synthesized
     # A /20 VPC still yields /23 private and /26 public subnets.
     assert cdktf.Testing.to_have_resource_with_properties(synthesized, "aws_subnet", {"cidr_block": "10.0.0.0/23"})
     assert cdktf.Testing.to_have_resource_with_properties(synthesized, "aws_subnet", {"cidr_block": "10.0.14.0/26"})
