@@ -118,7 +118,8 @@ class EksAddons(Construct):
             storage_provisioner=EBS_CSI_PROVISIONER,
             parameters={
                 "type": "gp3",
-                "fsType": "ext4",
+                # The CSI provisioner reads this key; the driver only logs its legacy "fsType" as deprecated.
+                "csi.storage.k8s.io/fstype": "ext4",
                 "encrypted": "true",
                 "kmsKeyId": props.volume_key.arn,
                 **tag_parameters,

@@ -6,6 +6,7 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cdktf import Fn, TerraformLocal
@@ -27,11 +28,13 @@ from constructs.validation import (
 
 @dataclass(frozen=True)
 class KubernetesRelease:
-    """Versions pinned together for one Kubernetes minor version.
+    """Versions pinned together for one Kubernetes minor version, and that minor's EKS support window.
 
-    EKS add-on versions are the ones AWS lists as latest for that minor in the EKS user guide
-    (``aws eks describe-addon-versions --kubernetes-version <v> --addon-name <name>`` shows the
-    current set); cluster-autoscaler's minor must equal the cluster's.
+    EKS add-on versions are builds EKS offers for that minor (``aws eks describe-addon-versions
+    --kubernetes-version <v> --addon-name <name>`` lists them; the EKS user guide tables show the
+    latest per minor). cluster-autoscaler's minor must equal the cluster's. The dates are the EKS
+    release calendar's (``aws eks describe-cluster-versions``): standard support ends 14 months after
+    EKS releases a minor, extended support 12 months later.
     """
 
     vpc_cni: str
@@ -39,24 +42,35 @@ class KubernetesRelease:
     kube_proxy: str
     ebs_csi_driver: str
     cluster_autoscaler_image: str
+    end_of_standard_support: date
+    end_of_extended_support: date
 
 
+# The minors in EKS standard support when the table was last reviewed (2026-11-28): 1.35 is the
+# one-step upgrade source and the fallback for a workload that breaks on 1.36; older minors could only
+# run at the extended-support price. Adding a minor: docs/eks.md ("Upgrades") says where each value
+# comes from.
 KUBERNETES_RELEASES: dict[str, KubernetesRelease] = {
-    "1.31": KubernetesRelease(
-        vpc_cni="v1.19.2-eksbuild.5",
-        coredns="v1.11.4-eksbuild.2",
-        kube_proxy="v1.31.7-eksbuild.7",
-        ebs_csi_driver="v1.41.0-eksbuild.1",
-        cluster_autoscaler_image="v1.31.5",
+    "1.35": KubernetesRelease(
+        vpc_cni="v1.21.1-eksbuild.7",
+        coredns="v1.13.2-eksbuild.4",
+        kube_proxy="v1.35.3-eksbuild.2",
+        ebs_csi_driver="v1.66.0-eksbuild.1",
+        cluster_autoscaler_image="v1.35.2",
+        end_of_standard_support=date(2027, 3, 27),
+        end_of_extended_support=date(2028, 3, 27),
     ),
-    "1.32": KubernetesRelease(
-        vpc_cni="v1.19.2-eksbuild.5",
-        coredns="v1.11.4-eksbuild.2",
-        kube_proxy="v1.32.3-eksbuild.7",
-        ebs_csi_driver="v1.41.0-eksbuild.1",
-        cluster_autoscaler_image="v1.32.4",
+    "1.36": KubernetesRelease(
+        vpc_cni="v1.22.4-eksbuild.3",
+        coredns="v1.14.3-eksbuild.23",
+        kube_proxy="v1.36.0-eksbuild.25",
+        ebs_csi_driver="v1.66.0-eksbuild.1",
+        cluster_autoscaler_image="v1.36.1",
+        end_of_standard_support=date(2027, 8, 2),
+        end_of_extended_support=date(2028, 8, 2),
     ),
 }
+DEFAULT_KUBERNETES_VERSION = "1.36"
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
@@ -80,11 +94,31 @@ def _require_cidrs(where: str, field: str, cidrs: Any, *, allow_empty: bool) -> 
         require(network.prefixlen >= 8, where, field, cidr, allowed)
 
 
+def synthesis_date() -> date:
+    """Today in UTC: the day the EKS support windows are checked against when a cluster is synthesized."""
+    return datetime.now(UTC).date()
+
+
+def supported_versions(day: date, support_type: str) -> tuple[str, ...]:
+    """The minors of :data:`KUBERNETES_RELEASES` EKS still runs on ``day`` under ``support_type``.
+
+    ``STANDARD``: before the end of standard support; ``EXTENDED``: before the end of extended support.
+    """
+    return tuple(
+        version
+        for version, release in KUBERNETES_RELEASES.items()
+        if day < (release.end_of_standard_support if support_type == "STANDARD" else release.end_of_extended_support)
+    )
+
+
 @dataclass(frozen=True)
 class EksClusterSettings:
     """Per-environment settings of the EKS cluster and its node groups.
 
     kubernetes_version: a key of :data:`KUBERNETES_RELEASES`, which pins the matching add-on versions.
+      The cluster checks it against the EKS calendar when it is synthesized (see
+      :meth:`require_supported_on`), not here: settings are built when the matrix is imported, and a
+      value that expires on a date must still be correctable with an override on that date.
     public_access_cidrs: source ranges allowed to reach a public API endpoint. Empty (the default)
       means no public endpoint at all; the private endpoint is always on. Listing CIDRs (never
       0.0.0.0/0) turns the public endpoint on for exactly those, where the matrix allows it.
@@ -103,7 +137,7 @@ class EksClusterSettings:
     gpu_node_group: the GPU group, or None where the environment has no GPUs.
     """
 
-    kubernetes_version: str = "1.32"
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     public_access_cidrs: tuple[str, ...] = ()
     private_access_cidrs: tuple[str, ...] = ()
     log_types: tuple[str, ...] = REQUIRED_LOG_TYPES
@@ -188,6 +222,25 @@ class EksClusterSettings:
         """The add-on and autoscaler versions pinned for ``kubernetes_version``."""
         return KUBERNETES_RELEASES[self.kubernetes_version]
 
+    def require_supported_on(self, day: date, where: str) -> None:
+        """Reject a ``kubernetes_version`` EKS no longer runs on ``day`` under ``support_type``.
+
+        When standard support ends EKS upgrades a ``STANDARD`` cluster by itself (and any cluster
+        when extended support ends); from then on every plan would try to take it back a minor
+        version, which EKS refuses. Failing synthesis first says which versions are still possible.
+        """
+        allowed = supported_versions(day, self.support_type)
+        if allowed:
+            expected = f"a version EKS supports with support_type {self.support_type!r} on {day}: {allowed}"
+            if self.support_type == "STANDARD":
+                expected += " (or support_type 'EXTENDED', at the extended-support price)"
+        else:
+            expected = (
+                f"a version in EKS {self.support_type.lower()} support on {day}; none in KUBERNETES_RELEASES is,"
+                " so add the next Kubernetes minor (docs/eks.md, Upgrades)"
+            )
+        require(self.kubernetes_version in allowed, where, "kubernetes_version", self.kubernetes_version, expected)
+
 
 @dataclass(frozen=True)
 class EksClusterProps:
@@ -226,6 +279,8 @@ class EksCluster(Construct):
       creator's implicit bootstrap entry is off, so every admin is visible in code and state.
     - An IAM OIDC provider for IRSA; :attr:`oidc_issuer_host` is the issuer without ``https://``,
       the form IAM uses in trust policy condition keys.
+    - The Kubernetes version must still be in EKS support on the day of synthesis (standard support
+      for ``support_type`` ``STANDARD``), so a cluster EKS would upgrade by itself is never planned.
     """
 
     def __init__(self, scope: Construct, id: str, props: EksClusterProps) -> None:
@@ -239,6 +294,7 @@ class EksCluster(Construct):
             "1-100 letters, digits, '-' and '_', starting with a letter or digit",
         )
         require(len(props.subnet_ids) >= 2, where, "subnet_ids", props.subnet_ids, "subnets in at least two AZs")
+        props.settings.require_supported_on(synthesis_date(), where)
         self.props = props
         self.name = props.name
         s = props.settings

@@ -34,9 +34,13 @@ class HelmChart:
     version: str
 
 
-# Chart versions current in late 2025 that support Kubernetes 1.31 and 1.32.
+# Charts that support every minor of KUBERNETES_RELEASES (1.35, 1.36): metrics-server 0.8 supports
+# Kubernetes 1.31+, the load balancer controller 2.5+ supports 1.22+, the device plugin chart
+# declares >= 1.10. The autoscaler chart's ClusterRole must cover what its image watches: 9.59.0
+# grants everything the 1.36 image's reference manifest does (and 9.46, the 1.32 chart, does not);
+# the image tag itself comes from the release table, so the chart is not tied to one minor.
 METRICS_SERVER_CHART = HelmChart("https://kubernetes-sigs.github.io/metrics-server/", "metrics-server", "3.13.0")
-CLUSTER_AUTOSCALER_CHART = HelmChart("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.46.6")
+CLUSTER_AUTOSCALER_CHART = HelmChart("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.59.0")
 LOAD_BALANCER_CONTROLLER_CHART = HelmChart("https://aws.github.io/eks-charts", "aws-load-balancer-controller", "1.14.1")
 NVIDIA_DEVICE_PLUGIN_CHART = HelmChart("https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.17.4")
 

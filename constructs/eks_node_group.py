@@ -130,9 +130,9 @@ def autoscaler_tags(
 ) -> dict[str, str]:
     """cluster-autoscaler auto-discovery and node-template tags for a managed node group.
 
-    EKS does not copy node group tags to the group's Auto Scaling group; cluster-autoscaler (1.32)
-    reads them, with the group's labels and taints, through ``eks:DescribeNodegroup`` when the group
-    has no nodes to look at, which is what lets it scale a group up from zero.
+    EKS does not copy node group tags to the group's Auto Scaling group; cluster-autoscaler (1.32 and
+    later) reads them, with the group's labels and taints, through ``eks:DescribeNodegroup`` when the
+    group has no nodes to look at, which is what lets it scale a group up from zero.
     """
     tags = {f"{AUTOSCALER_TAG_PREFIX}/enabled": "true", f"{AUTOSCALER_TAG_PREFIX}/{cluster_name}": "owned"}
     for key, value in labels.items():

@@ -63,7 +63,7 @@ def test_cluster_encrypts_secrets_logs_and_keeps_the_endpoint_private(stacks, en
     stack = stacks[env]
     cluster = cluster_of(stack)
     assert cluster["name"] == f"mlp-{env}"
-    assert cluster["version"] == "1.32"
+    assert cluster["version"] == "1.36"
     assert cluster["encryption_config"] == {
         "provider": {"key_arn": ref(stack, "aws_kms_key", "platform/keys/eks-secrets", "arn")},
         "resources": ["secrets"],
@@ -323,10 +323,10 @@ def test_core_addons_are_pinned_and_wait_for_nodes(stacks, env) -> None:
     stack = stacks[env]
     addons = {a["addon_name"]: a for a in resources(stack, "aws_eks_addon").values()}
     assert {name: a["addon_version"] for name, a in addons.items()} == {
-        "vpc-cni": "v1.19.2-eksbuild.5",
-        "kube-proxy": "v1.32.3-eksbuild.7",
-        "coredns": "v1.11.4-eksbuild.2",
-        "aws-ebs-csi-driver": "v1.41.0-eksbuild.1",
+        "vpc-cni": "v1.22.4-eksbuild.3",
+        "kube-proxy": "v1.36.0-eksbuild.25",
+        "coredns": "v1.14.3-eksbuild.23",
+        "aws-ebs-csi-driver": "v1.66.0-eksbuild.1",
     }
     cpu_group = address(stack, "aws_eks_node_group", "eks/cpu-nodes/node-group")
     for addon in addons.values():
@@ -388,7 +388,7 @@ def test_default_storage_class_is_encrypted_gp3_with_the_data_key(stacks, env) -
     assert storage_class["reclaim_policy"] == ("Retain" if env == "prod" else "Delete")
     assert storage_class["parameters"] == {
         "type": "gp3",
-        "fsType": "ext4",
+        "csi.storage.k8s.io/fstype": "ext4",
         "encrypted": "true",
         "kmsKeyId": ref(stack, "aws_kms_key", "platform/keys/data", "arn"),
         "tagSpecification_1": "cost_center=cc-4711",
@@ -417,7 +417,7 @@ def test_helm_releases_are_pinned_charts_from_their_upstream_repositories(stacks
     }
     expected = {
         "metrics-server": ("https://kubernetes-sigs.github.io/metrics-server/", "metrics-server", "3.13.0"),
-        "cluster-autoscaler": ("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.46.6"),
+        "cluster-autoscaler": ("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.59.0"),
         "aws-load-balancer-controller": ("https://aws.github.io/eks-charts", "aws-load-balancer-controller", "1.14.1"),
     }
     if env in GPU_ENVIRONMENTS:
@@ -443,7 +443,7 @@ def test_cluster_autoscaler_discovers_this_cluster_with_its_irsa_account(stacks,
         "cloudProvider": "aws",
         "awsRegion": ref(stack, "data.aws_region", "platform/region", "name"),
         "autoDiscovery": {"clusterName": f"mlp-{env}"},
-        "image": {"tag": "v1.32.4"},
+        "image": {"tag": "v1.36.1"},
         "rbac": {"serviceAccount": {"create": False, "name": "cluster-autoscaler"}},
         "extraArgs": {
             "balance-similar-node-groups": True,
