@@ -11,7 +11,7 @@ from constructs.eks_cluster import RECLAIM_POLICIES, EksCluster
 from constructs.iam_policy import PolicyStatement
 from constructs.irsa_role import IrsaRole, IrsaRoleProps
 from constructs.provider_bindings import aws, kubernetes
-from constructs.validation import ConfigurationError, require_one_of
+from constructs.validation import ConfigurationError, require, require_one_of
 
 EBS_CSI_NAMESPACE = "kube-system"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
@@ -31,6 +31,9 @@ class EksAddonsProps:
     storage_reclaim_policy: ``Retain`` or ``Delete`` for volumes of the default storage class.
     depends_on: resources the add-ons wait for (node groups: CoreDNS and the EBS CSI controller
       only become healthy once there are nodes to run on).
+    in_cluster_resources: create the default StorageClass, a Kubernetes object that needs the
+      cluster's API endpoint at apply time. False leaves it out; the add-ons and the EBS CSI role,
+      which only the AWS API creates, are there either way.
     """
 
     cluster: EksCluster
@@ -39,6 +42,7 @@ class EksAddonsProps:
     owner_tags: Mapping[str, str]
     storage_reclaim_policy: str = "Retain"
     depends_on: Sequence[Any] = ()
+    in_cluster_resources: bool = True
 
 
 class EksAddons(Construct):
@@ -50,12 +54,20 @@ class EksAddons(Construct):
 
     The EBS CSI driver gets its own IRSA role: the AWS-managed ``AmazonEBSCSIDriverPolicy`` plus use
     of the data key through EC2, which encrypted volumes need. The add-on creates and annotates its
-    service account itself, so the role does not.
+    service account itself, so the role does not. Without ``in_cluster_resources`` there is no
+    StorageClass (and nothing here talks to the Kubernetes API).
     """
 
     def __init__(self, scope: Construct, id: str, props: EksAddonsProps) -> None:
         super().__init__(scope, id)
         require_one_of(self.node.path, "storage_reclaim_policy", props.storage_reclaim_policy, RECLAIM_POLICIES)
+        require(
+            isinstance(props.in_cluster_resources, bool),
+            self.node.path,
+            "in_cluster_resources",
+            props.in_cluster_resources,
+            "True or False",
+        )
         missing = [key for key in ("environment", "team", "cost_center", "project") if not props.owner_tags.get(key)]
         if missing:
             raise ConfigurationError(self.node.path, "owner_tags", dict(props.owner_tags), f"a map with {missing}")
@@ -104,11 +116,16 @@ class EksAddons(Construct):
                 or None,
             )
 
+        self.storage_class: Any | None = None
+        if props.in_cluster_resources:
+            self.storage_class = self._default_storage_class(props)
+
+    def _default_storage_class(self, props: EksAddonsProps) -> Any:
         tag_parameters = {
             f"tagSpecification_{index}": f"{key}={value}"
             for index, (key, value) in enumerate(sorted(props.owner_tags.items()), start=1)
         }
-        self.storage_class = kubernetes.storage_class_v1.StorageClassV1(
+        return kubernetes.storage_class_v1.StorageClassV1(
             self,
             "default-storage-class",
             metadata=kubernetes.storage_class_v1.StorageClassV1Metadata(
@@ -128,7 +145,7 @@ class EksAddons(Construct):
             volume_binding_mode="WaitForFirstConsumer",
             reclaim_policy=props.storage_reclaim_policy,
             allow_volume_expansion=True,
-            depends_on=[self.addons["aws-ebs-csi-driver"], *cluster.admin_access],
+            depends_on=[self.addons["aws-ebs-csi-driver"], *props.cluster.admin_access],
         )
 
     @staticmethod

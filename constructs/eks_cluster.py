@@ -130,6 +130,14 @@ class EksClusterSettings:
     deployer_admin_access: give the principal that runs ``cdktf deploy`` cluster-admin through an
       access entry Terraform manages (needed to install the in-cluster components in the same run);
       turn off if that principal's role is already listed in ``admin_role_arns``.
+    in_cluster_components: manage what lives inside the cluster (the Kubernetes and Helm providers,
+      the default StorageClass, the IRSA service accounts and the Helm releases). Those resources are
+      created through the cluster's API endpoint, which is private: only a machine that reaches it
+      can apply them. False synthesizes only the AWS side (control plane, access entries, OIDC
+      provider, node groups, EKS add-ons, every IRSA role), which applies from anywhere: the first
+      deploy of an environment, before its VPC exists (docs/eks.md, "First deploy and teardown").
+      Never switch it off while the state still holds in-cluster resources: Terraform would plan
+      their deletion without the cluster's provider configuration.
     support_type: ``"STANDARD"`` (EKS upgrades the control plane when standard support ends; no
       extended-support fee) or ``"EXTENDED"`` (stay on the version, at six times the hourly price).
     storage_reclaim_policy: what happens to an EBS volume when its claim is deleted (``Retain`` or ``Delete``).
@@ -144,6 +152,7 @@ class EksClusterSettings:
     log_retention_days: int = 90
     admin_role_arns: tuple[str, ...] = ()
     deployer_admin_access: bool = True
+    in_cluster_components: bool = True
     support_type: str = "STANDARD"
     storage_reclaim_policy: str = "Retain"
     cpu_node_group: EksNodeGroupSettings = field(default_factory=EksNodeGroupSettings)

@@ -132,6 +132,9 @@ class EksClusterComponentsProps:
     vpc_id: the cluster's VPC (the load balancer controller is told it instead of asking IMDS).
     gpu_nodes: whether the cluster has GPU nodes; the NVIDIA device plugin is installed only then.
     depends_on: resources to wait for (node groups and add-ons, so pods have somewhere to run).
+    in_cluster_resources: install the Helm releases and create the controllers' service accounts,
+      which needs the cluster's API endpoint at apply time. False creates only the IRSA roles (IAM,
+      reachable from anywhere), so a later run from inside the network only adds the in-cluster part.
     """
 
     cluster: EksCluster
@@ -141,6 +144,7 @@ class EksClusterComponentsProps:
     gpu_nodes: bool
     partition: str = "aws"
     depends_on: Sequence[Any] = ()
+    in_cluster_resources: bool = True
 
 
 class EksClusterComponents(Construct):
@@ -157,12 +161,15 @@ class EksClusterComponents(Construct):
       only there (nodeSelector on ``nvidia.com/gpu.present``) and tolerates their taint.
 
     The autoscaler and the controller call AWS through their own IRSA roles and service accounts;
-    the charts are told to use those accounts instead of creating their own.
+    the charts are told to use those accounts instead of creating their own. Without
+    ``in_cluster_resources`` only the two roles are created: no release, no service account.
     """
 
     def __init__(self, scope: Construct, id: str, props: EksClusterComponentsProps) -> None:
         super().__init__(scope, id)
-        require(isinstance(props.gpu_nodes, bool), self.node.path, "gpu_nodes", props.gpu_nodes, "True or False")
+        for field in ("gpu_nodes", "in_cluster_resources"):
+            value = getattr(props, field)
+            require(isinstance(value, bool), self.node.path, field, value, "True or False")
         self.props = props
         cluster = props.cluster
         name = cluster.name
@@ -181,6 +188,7 @@ class EksClusterComponents(Construct):
                 statements=cluster_autoscaler_statements(
                     partition=props.partition, region=props.region, account_id=props.account_id, cluster_name=name
                 ),
+                create_service_account=props.in_cluster_resources,
                 kubernetes_depends_on=cluster.admin_access,
             ),
         )
@@ -202,11 +210,18 @@ class EksClusterComponents(Construct):
                     cluster_name=name,
                     vpc_arn=vpc_arn,
                 ),
+                create_service_account=props.in_cluster_resources,
                 kubernetes_depends_on=cluster.admin_access,
             ),
         )
 
         self.releases: dict[str, Any] = {}
+        if props.in_cluster_resources:
+            self._install(waits_for)
+
+    def _install(self, waits_for: Sequence[Any]) -> None:
+        props = self.props
+        name = props.cluster.name
         self.releases["metrics-server"] = self._release(
             "metrics-server",
             METRICS_SERVER_CHART,
@@ -220,7 +235,7 @@ class EksClusterComponents(Construct):
                 "cloudProvider": "aws",
                 "awsRegion": props.region,
                 "autoDiscovery": {"clusterName": name},
-                "image": {"tag": cluster.props.settings.release.cluster_autoscaler_image},
+                "image": {"tag": props.cluster.props.settings.release.cluster_autoscaler_image},
                 "rbac": {"serviceAccount": {"create": False, "name": CLUSTER_AUTOSCALER_SERVICE_ACCOUNT}},
                 "extraArgs": {
                     "balance-similar-node-groups": True,

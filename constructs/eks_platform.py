@@ -46,12 +46,16 @@ class EksPlatformProps:
 
 
 class EksPlatform(Construct):
-    """One environment's EKS cluster, ready for ML workloads after a single ``cdktf deploy``.
+    """One environment's EKS cluster, ready for ML workloads.
 
     Order of creation: control plane and access -> node groups -> add-ons -> Helm components. The
     Kubernetes and Helm providers are configured in the stack from the cluster's endpoint and CA,
     authenticating with ``aws eks get-token`` (the AWS CLI must be on the deploying machine's PATH,
-    and that machine must reach the API endpoint).
+    and that machine must reach the API endpoint, which is private).
+
+    With ``settings.in_cluster_components`` False the stack gets neither provider nor any Kubernetes
+    or Helm resource: only the AWS side (every IRSA role included), which deploys from a machine
+    outside the network. A later deploy with the default, from inside, adds the in-cluster part.
     """
 
     def __init__(self, scope: Construct, id: str, props: EksPlatformProps) -> None:
@@ -72,7 +76,10 @@ class EksPlatform(Construct):
                 partition=props.partition,
             ),
         )
-        self._configure_providers()
+        self.kubernetes_provider: Any | None = None
+        self.helm_provider: Any | None = None
+        if s.in_cluster_components:
+            self._configure_providers()
 
         self.cpu_nodes = EksNodeGroup(
             self,
@@ -117,6 +124,7 @@ class EksPlatform(Construct):
                 owner_tags=props.owner_tags,
                 storage_reclaim_policy=s.storage_reclaim_policy,
                 depends_on=node_groups,
+                in_cluster_resources=s.in_cluster_components,
             ),
         )
         self.components = EksClusterComponents(
@@ -130,6 +138,7 @@ class EksPlatform(Construct):
                 gpu_nodes=self.gpu_nodes is not None,
                 partition=props.partition,
                 depends_on=[*node_groups, *self.addons.addons.values()],
+                in_cluster_resources=s.in_cluster_components,
             ),
         )
 
@@ -137,7 +146,9 @@ class EksPlatform(Construct):
         """Kubernetes and Helm providers of the stack, pointed at this cluster.
 
         They live in the stack scope under the ids ``kubernetes`` and ``helm`` (one default provider
-        of each type per stack); other features installing charts into this cluster use them too.
+        of each type per stack); other features installing charts into this cluster use them too, and
+        add nothing in-cluster where they are None (``in_cluster_components`` off): Terraform would
+        otherwise fall back to an empty provider configuration that does not point at this cluster.
         """
         stack = TerraformStack.of(self)
         host = self.cluster.endpoint

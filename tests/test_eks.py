@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import cdktf
 import pytest
 
+from stacks.environments import load_environments
+from stacks.ml_platform_stack import DeploymentSettings, MlPlatformStack
 from tests.conftest import ENVIRONMENTS, only, policy, resources
+from tests.test_terraform_validate import aws_only
 
 GPU_ENVIRONMENTS = ("staging", "prod")
 LOG_RETENTION = {"dev": 14, "staging": 30, "prod": 365}
@@ -168,15 +173,12 @@ def test_oidc_provider_trusts_the_cluster_issuer_for_sts(stacks, env) -> None:
     assert stack["locals"][local_name] == f'${{replace({issuer}, "https://", "")}}'
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-@pytest.mark.parametrize("role_path", sorted(IRSA))
-def test_each_irsa_role_trusts_exactly_one_service_account(stacks, env, role_path) -> None:
-    stack = stacks[env]
+def expected_irsa_trust(stack: dict[str, Any], role_path: str) -> dict[str, Any]:
+    """The trust policy of the IRSA role at ``role_path``: its one service account, through the cluster's issuer."""
     namespace, account = IRSA[role_path]
     (local_name,) = [name for name in stack["locals"] if "oidc-issuer-host" in name]
     issuer_host = f"${{local.{local_name}}}"
-    trust = policy(only(stack, "aws_iam_role", role_path)["assume_role_policy"])
-    assert trust == {
+    return {
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -195,6 +197,14 @@ def test_each_irsa_role_trusts_exactly_one_service_account(stacks, env, role_pat
             }
         ],
     }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("role_path", sorted(IRSA))
+def test_each_irsa_role_trusts_exactly_one_service_account(stacks, env, role_path) -> None:
+    stack = stacks[env]
+    trust = policy(only(stack, "aws_iam_role", role_path)["assume_role_policy"])
+    assert trust == expected_irsa_trust(stack, role_path)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -584,3 +594,98 @@ def test_cluster_name_endpoint_and_oidc_provider_are_outputs(stacks, env) -> Non
     assert outputs["eks_oidc_provider_arn"] == ref(
         stack, "aws_iam_openid_connect_provider", "eks/cluster/oidc-provider", "arn"
     )
+
+
+# --- first deploy: the AWS side only (eks.in_cluster_components false) ------------------------------------
+
+AWS_SIDE_ONLY = {env: {"eks.in_cluster_components": False} for env in ENVIRONMENTS}
+# A reference to a helm or kubernetes resource or data source (in depends_on, an expression or an output).
+IN_CLUSTER_REFERENCE = re.compile(r"(?<![\w.])(?:data\.)?(?:helm|kubernetes)_\w+\.[\w-]+")
+
+
+@pytest.fixture(scope="module")
+def aws_side_stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Every environment synthesized the way main.py does, with ``eks.in_cluster_components`` overridden to false."""
+    configs = load_environments(environ={"ML_PLATFORM_OVERRIDES": json.dumps(AWS_SIDE_ONLY)})
+    outdir: Path = tmp_path_factory.mktemp("aws-side")
+    app = cdktf.App(outdir=str(outdir))
+    for env in ENVIRONMENTS:
+        MlPlatformStack(app, configs[env], DeploymentSettings.from_environ({}))
+    app.synth()
+    return {env: json.loads((outdir / "stacks" / env / "cdk.tf.json").read_text()) for env in ENVIRONMENTS}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_by_default_every_environment_manages_its_in_cluster_part(stacks, env) -> None:
+    assert load_environments(environ={})[env].eks.in_cluster_components is True
+    stack = stacks[env]
+    assert set(stack["provider"]) == {"aws", "helm", "kubernetes"}
+    assert stack["terraform"]["required_providers"] == {
+        "aws": {"source": "aws", "version": "5.100.0"},
+        "helm": {"source": "helm", "version": "3.1.1"},
+        "kubernetes": {"source": "kubernetes", "version": "2.38.0"},
+    }
+    in_cluster = {kind: len(r) for kind, r in stack["resource"].items() if kind.startswith(("helm_", "kubernetes_"))}
+    assert in_cluster == {
+        "helm_release": 4 if env in GPU_ENVIRONMENTS else 3,
+        "kubernetes_service_account_v1": 2,
+        "kubernetes_storage_class_v1": 1,
+    }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_without_in_cluster_components_there_is_no_helm_or_kubernetes_provider_or_resource(
+    aws_side_stacks, env
+) -> None:
+    stack = aws_side_stacks[env]
+    assert set(stack["provider"]) == {"aws"}
+    assert stack["terraform"]["required_providers"] == {"aws": {"source": "aws", "version": "5.100.0"}}
+    for block in ("resource", "data"):
+        assert [kind for kind in stack.get(block, {}) if not kind.startswith("aws_")] == [], block
+    # Nothing points at what is left out: no depends_on, value or output names an in-cluster resource.
+    assert IN_CLUSTER_REFERENCE.findall(json.dumps(stack)) == []
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_without_in_cluster_components_the_stack_is_exactly_the_aws_side_of_the_default(
+    stacks, aws_side_stacks, env
+) -> None:
+    first_deploy, default = aws_side_stacks[env], stacks[env]
+    # Same state: the second deploy (with the default, from inside the network) adds to what the first created.
+    assert first_deploy["terraform"]["backend"] == default["terraform"]["backend"]
+    # Every AWS resource, data source, local and output, with the same addresses and arguments.
+    assert aws_only(first_deploy) == aws_only(default)
+    assert set(first_deploy["resource"]) == {kind for kind in default["resource"] if kind.startswith("aws_")}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("role_path", sorted(IRSA))
+def test_without_in_cluster_components_every_irsa_role_keeps_its_exact_trust_and_permissions(
+    stacks, aws_side_stacks, env, role_path
+) -> None:
+    stack = aws_side_stacks[env]
+    role = only(stack, "aws_iam_role", role_path)
+    assert policy(role["assume_role_policy"]) == expected_irsa_trust(stack, role_path)
+    assert role == only(stacks[env], "aws_iam_role", role_path)
+    permissions = role_path.removesuffix("/role") + "/permissions"
+    assert policy(only(stack, "aws_iam_role_policy", permissions)["policy"])["Statement"]
+    assert only(stack, "aws_iam_role_policy", permissions) == only(stacks[env], "aws_iam_role_policy", permissions)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_without_in_cluster_components_the_cluster_nodes_and_addons_are_all_there(aws_side_stacks, env) -> None:
+    stack = aws_side_stacks[env]
+    assert cluster_of(stack)["vpc_config"]["endpoint_public_access"] is False
+    groups = ["eks/cpu-nodes/node-group"] + (["eks/gpu-nodes/group/node-group"] if env in GPU_ENVIRONMENTS else [])
+    assert len(resources(stack, "aws_eks_node_group")) == len(groups)
+    addons = {a["addon_name"]: a for a in resources(stack, "aws_eks_addon").values()}
+    assert sorted(addons) == ["aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
+    for group in groups:
+        assert all(address(stack, "aws_eks_node_group", group) in a["depends_on"] for a in addons.values())
+    # The add-on creates its own service account and binds it to the role: no Kubernetes API call of ours.
+    assert addons["aws-ebs-csi-driver"]["service_account_role_arn"] == ref(
+        stack, "aws_iam_role", "eks/addons/ebs-csi-irsa/role", "arn"
+    )
+    only(stack, "aws_iam_openid_connect_provider", "eks/cluster/oidc-provider")
+    only(stack, "aws_eks_access_policy_association", "eks/cluster/deployer-cluster-admin")
+    assert {"eks_cluster_name", "eks_cluster_endpoint", "eks_oidc_provider_arn"} <= set(stack["output"])

@@ -19,7 +19,11 @@ from constructs.eks_cluster import (
     EksClusterSettings,
     supported_versions,
 )
-from constructs.eks_cluster_components import load_balancer_controller_statements
+from constructs.eks_cluster_components import (
+    EksClusterComponents,
+    EksClusterComponentsProps,
+    load_balancer_controller_statements,
+)
 from constructs.eks_gpu_node_group import EksGpuNodeGroup, EksGpuNodeGroupProps, EksGpuNodeGroupSettings
 from constructs.eks_node_group import EksNodeGroup, EksNodeGroupProps, EksNodeGroupSettings, NodeTaint
 from constructs.iam_policy import PolicyStatement
@@ -160,6 +164,9 @@ def test_irsa_role_rejects_full_access_policies_and_roles_without_permissions() 
         ({"cpu_node_group": EksGpuNodeGroupSettings(min_size=1, desired_size=1)}, "cpu_node_group", "EksNodeGroup"),
         ({"deployer_admin_access": "yes"}, "deployer_admin_access", "boolean"),
         ({"deployer_admin_access": False}, "deployer_admin_access", "admin_role_arns listing the deploying role"),
+        ({"in_cluster_components": "false"}, "in_cluster_components", "boolean"),
+        ({"in_cluster_components": 0}, "in_cluster_components", "boolean"),
+        ({"in_cluster_components": None}, "in_cluster_components", "boolean"),
     ],
 )
 def test_cluster_settings_reject_unsafe_or_unknown_values(changes, field, fragment) -> None:
@@ -409,6 +416,126 @@ def test_node_group_construct_rejects_bad_props(overrides, field) -> None:
     with pytest.raises(ConfigurationError) as error:
         EksNodeGroup(tiny.stack, "nodes", EksNodeGroupProps(**props))
     assert (error.value.where, error.value.field) == ("tiny/nodes", field)
+
+
+def test_addons_without_in_cluster_resources_keep_the_addons_and_role_but_no_storage_class() -> None:
+    tiny = TinyStack()
+    cluster = tiny.cluster(EksClusterSettings(in_cluster_components=False))
+    addons = EksAddons(
+        tiny.stack,
+        "addons",
+        EksAddonsProps(
+            cluster=cluster, region="us-east-1", volume_key=tiny.key, owner_tags=OWNER_TAGS, in_cluster_resources=False
+        ),
+    )
+    assert addons.storage_class is None
+    stack = tiny.synth()
+    assert not [kind for kind in stack["resource"] if kind.startswith("kubernetes_")]
+    assert sorted(a["addon_name"] for a in stack["resource"]["aws_eks_addon"].values()) == [
+        "aws-ebs-csi-driver",
+        "coredns",
+        "kube-proxy",
+        "vpc-cni",
+    ]
+    ebs = next(a for a in stack["resource"]["aws_eks_addon"].values() if a["addon_name"] == "aws-ebs-csi-driver")
+    role = next(name for name, r in stack["resource"]["aws_iam_role"].items() if r["name"] == "tiny-ebs-csi")
+    assert ebs["service_account_role_arn"] == f"${{aws_iam_role.{role}.arn}}"
+    assert "kubernetes" not in stack["terraform"]["required_providers"]
+
+
+def components(tiny: TinyStack, cluster: EksCluster, **overrides: Any) -> EksClusterComponents:
+    props: dict[str, Any] = {
+        "cluster": cluster,
+        "region": "us-east-1",
+        "account_id": "123456789012",
+        "vpc_id": "vpc-1",
+        "gpu_nodes": True,
+    }
+    props.update(overrides)
+    return EksClusterComponents(tiny.stack, "components", EksClusterComponentsProps(**props))
+
+
+def test_components_without_in_cluster_resources_are_the_two_irsa_roles_only() -> None:
+    tiny = TinyStack()
+    built = components(tiny, tiny.cluster(EksClusterSettings(in_cluster_components=False)), in_cluster_resources=False)
+    assert built.releases == {}
+    assert built.autoscaler_role.service_account is None
+    assert built.load_balancer_controller_role.service_account is None
+    stack = tiny.synth()
+    assert not [kind for block in ("resource", "data") for kind in stack.get(block, {}) if not kind.startswith("aws_")]
+    assert set(stack["terraform"]["required_providers"]) == {"aws"}
+    roles = {r["name"]: policy(r["assume_role_policy"]) for r in stack["resource"]["aws_iam_role"].values()}
+    (local_name,) = stack["locals"]
+    host = f"${{local.{local_name}}}"
+    (provider,) = stack["resource"]["aws_iam_openid_connect_provider"]
+    for role_name, account in (
+        ("tiny-cluster-autoscaler", "cluster-autoscaler"),
+        ("tiny-aws-load-balancer-controller", "aws-load-balancer-controller"),
+    ):
+        assert roles[role_name]["Statement"] == [
+            {
+                "Sid": "ServiceAccountWebIdentity",
+                "Effect": "Allow",
+                "Principal": {"Federated": f"${{aws_iam_openid_connect_provider.{provider}.arn}}"},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{host}:sub": f"system:serviceaccount:kube-system:{account}",
+                        f"{host}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ]
+    # Each role keeps its permissions (the cluster role's secrets grant is the third inline policy).
+    irsa_policies = [p for p in stack["resource"]["aws_iam_role_policy"].values() if "-irsa_role_" in p["role"]]
+    assert sorted(p["name"] for p in irsa_policies) == ["permissions", "permissions"]
+
+
+def test_components_with_in_cluster_resources_install_the_charts_into_the_accounts() -> None:
+    tiny = TinyStack()
+    built = components(tiny, tiny.cluster())
+    assert sorted(built.releases) == [
+        "aws-load-balancer-controller",
+        "cluster-autoscaler",
+        "metrics-server",
+        "nvidia-device-plugin",
+    ]
+    stack = tiny.synth()
+    accounts = sorted(a["metadata"]["name"] for a in stack["resource"]["kubernetes_service_account_v1"].values())
+    assert accounts == ["aws-load-balancer-controller", "cluster-autoscaler"]
+    assert len(stack["resource"]["helm_release"]) == 4
+
+
+def test_addons_and_components_reject_a_non_boolean_in_cluster_resources() -> None:
+    tiny = TinyStack()
+    cluster = tiny.cluster()
+    with pytest.raises(ConfigurationError) as error:
+        EksAddons(
+            tiny.stack,
+            "addons",
+            EksAddonsProps(
+                cluster=cluster, region="us-east-1", volume_key=tiny.key, owner_tags=OWNER_TAGS, in_cluster_resources=1
+            ),
+        )
+    assert (error.value.where, error.value.field) == ("tiny/addons", "in_cluster_resources")
+    with pytest.raises(ConfigurationError) as error:
+        components(tiny, cluster, in_cluster_resources="no")
+    assert (error.value.where, error.value.field) == ("tiny/components", "in_cluster_resources")
+
+
+def test_in_cluster_components_is_overridable_per_environment_and_type_checked() -> None:
+    overrides = {"prod": {"eks.in_cluster_components": False}}
+    configs = load_environments(environ={"ML_PLATFORM_OVERRIDES": json.dumps(overrides)})
+    assert {name: config.eks.in_cluster_components for name, config in configs.items()} == {
+        "dev": True,
+        "staging": True,
+        "prod": False,
+    }
+    wrong = {"staging": {"eks.in_cluster_components": "false"}}
+    with pytest.raises(ConfigurationError) as error:
+        load_environments(environ={"ML_PLATFORM_OVERRIDES": json.dumps(wrong)})
+    assert (error.value.where, error.value.field) == ("environment 'staging'", "eks.in_cluster_components")
+    assert "boolean" in error.value.allowed
 
 
 def test_addons_construct_rejects_bad_reclaim_policy_and_missing_tags() -> None:
