@@ -7,13 +7,17 @@ checking with boto3 that the resources exist after apply and are gone after dest
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +315,317 @@ def test_aws_managed_policies_are_loaded(aws: Emulator) -> None:
     iam.attach_role_policy(RoleName="emulator-test", PolicyArn=MANAGED_POLICY_ARN)
     attached = iam.list_attached_role_policies(RoleName="emulator-test")["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [MANAGED_POLICY_ARN]
+
+
+def test_requests_are_handled_one_at_a_time(aws: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.sts.responses import TokenResponse
+
+    running: list[int] = []
+    overlaps: list[int] = []
+    original = TokenResponse.get_caller_identity
+
+    def slow_get_caller_identity(self: Any) -> Any:
+        running.append(1)
+        overlaps.append(len(running))
+        time.sleep(0.05)
+        running.pop()
+        return original(self)
+
+    monkeypatch.setattr(TokenResponse, "get_caller_identity", slow_get_caller_identity)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        accounts = list(pool.map(lambda _: client(aws, "sts").get_caller_identity()["Account"], range(6)))
+    assert accounts == [ACCOUNT_ID] * 6
+    assert overlaps == [1] * 6
+
+
+def test_bucket_policy_conditions_are_evaluated(aws: Emulator) -> None:
+    s3 = client(aws, "s3")
+
+    def bucket_with_deny(name: str, condition: dict[str, Any] | None) -> None:
+        s3.create_bucket(Bucket=name)
+        statement = {
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"],
+        }
+        if condition is not None:
+            statement["Condition"] = condition
+        s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+
+    # A TLS-only policy denies nothing to a client of the emulator, which stands in for HTTPS.
+    bucket_with_deny("tls-only", {"Bool": {"aws:SecureTransport": "false"}})
+    s3.put_object(Bucket="tls-only", Key="data", Body=b"x")
+    assert s3.get_object(Bucket="tls-only", Key="data")["Body"].read() == b"x"
+    deleted = s3.delete_objects(Bucket="tls-only", Delete={"Objects": [{"Key": "data"}]})
+    assert [d["Key"] for d in deleted["Deleted"]] == ["data"] and "Errors" not in deleted
+
+    # A condition that holds, and no condition at all, still deny.
+    for name, condition in (("deny-over-tls", {"Bool": {"aws:SecureTransport": "true"}}), ("deny-all", None)):
+        bucket_with_deny(name, condition)
+        refused = s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": "data"}]})
+        assert [e["Code"] for e in refused["Errors"]] == ["AccessDenied"]
+
+
+def test_launch_template_data_keeps_only_its_own_tag_specifications(aws: Emulator) -> None:
+    ec2 = client(aws, "ec2")
+    instance_tags = {"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "ml"}]}
+    template_tags = [{"ResourceType": "launch-template", "Tags": [{"Key": "env", "Value": "dev"}]}]
+    created = ec2.create_launch_template(
+        LaunchTemplateName="gpu",
+        LaunchTemplateData={"InstanceType": "g5.xlarge", "TagSpecifications": [instance_tags]},
+        TagSpecifications=template_tags,
+    )["LaunchTemplate"]
+    assert created["Tags"] == [{"Key": "env", "Value": "dev"}]
+    (version,) = ec2.describe_launch_template_versions(LaunchTemplateName="gpu")["LaunchTemplateVersions"]
+    assert version["LaunchTemplateData"]["TagSpecifications"] == [instance_tags]
+
+    ec2.create_launch_template(
+        LaunchTemplateName="cpu", LaunchTemplateData={"InstanceType": "m6i.large"}, TagSpecifications=template_tags
+    )
+    (version,) = ec2.describe_launch_template_versions(LaunchTemplateName="cpu")["LaunchTemplateVersions"]
+    assert "TagSpecifications" not in version["LaunchTemplateData"]
+
+
+def test_security_group_rule_referencing_a_group_keeps_its_description(aws: Emulator) -> None:
+    ec2 = client(aws, "ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    group_id = ec2.create_security_group(GroupName="nodes", Description="nodes", VpcId=vpc_id)["GroupId"]
+    pair = {"GroupId": group_id, "Description": "from the cluster's own nodes"}
+    ec2.authorize_security_group_ingress(
+        GroupId=group_id, IpPermissions=[{"IpProtocol": "-1", "UserIdGroupPairs": [pair]}]
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}],
+    )
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])[
+        "SecurityGroupRules"
+    ]
+    ingress = {
+        rule.get("ReferencedGroupInfo", {}).get("GroupId", rule.get("CidrIpv4")): rule
+        for rule in rules
+        if not rule["IsEgress"]
+    }
+    assert ingress[group_id]["Description"] == "from the cluster's own nodes"
+    assert "Description" not in ingress["10.0.0.0/16"]
+
+
+def test_lifecycle_hook_reports_only_the_requested_targets(aws: Emulator) -> None:
+    ec2, autoscaling = client(aws, "ec2"), client(aws, "autoscaling")
+    ec2.create_launch_template(LaunchTemplateName="nodes", LaunchTemplateData={"InstanceType": "g5.xlarge"})
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="training",
+        LaunchTemplate={"LaunchTemplateName": "nodes"},
+        MinSize=0,
+        MaxSize=2,
+        AvailabilityZones=[f"{REGION}a"],
+    )
+    hook = {"AutoScalingGroupName": "training", "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"}
+    autoscaling.put_lifecycle_hook(LifecycleHookName="to-eventbridge", **hook)
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:drain"
+    autoscaling.put_lifecycle_hook(
+        LifecycleHookName="to-sqs", NotificationTargetARN=queue_arn, RoleARN=ROLE_ARN, **hook
+    )
+    hooks = {
+        h["LifecycleHookName"]: h
+        for h in autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="training")["LifecycleHooks"]
+    }
+    assert "NotificationTargetARN" not in hooks["to-eventbridge"] and "RoleARN" not in hooks["to-eventbridge"]
+    assert (hooks["to-sqs"]["NotificationTargetARN"], hooks["to-sqs"]["RoleARN"]) == (queue_arn, ROLE_ARN)
+
+
+def test_lambda_reports_dead_letter_and_logging_configs(aws: Emulator) -> None:
+    iam, awslambda = client(aws, "iam"), client(aws, "lambda")
+    trust = {
+        **_assume_role_policy(),
+        "Statement": [{**_assume_role_policy()["Statement"][0], "Principal": {"Service": "lambda.amazonaws.com"}}],
+    }
+    role_arn = iam.create_role(RoleName="idle-shutdown", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("handler.py", "def handler(event, context):\n    return None\n")
+    topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:training-events"
+    common = {
+        "Runtime": "python3.12",
+        "Role": role_arn,
+        "Handler": "handler.handler",
+        "Code": {"ZipFile": archive.getvalue()},
+    }
+    awslambda.create_function(FunctionName="idle-shutdown", DeadLetterConfig={"TargetArn": topic_arn}, **common)
+    awslambda.create_function(FunctionName="plain", **common)
+
+    configuration = awslambda.get_function(FunctionName="idle-shutdown")["Configuration"]
+    assert configuration["DeadLetterConfig"] == {"TargetArn": topic_arn}
+    assert configuration["LoggingConfig"] == {"LogFormat": "Text", "LogGroup": "/aws/lambda/idle-shutdown"}
+    plain = awslambda.get_function(FunctionName="plain")["Configuration"]
+    assert "DeadLetterConfig" not in plain
+
+    awslambda.update_function_configuration(
+        FunctionName="idle-shutdown", DeadLetterConfig={"TargetArn": ""}, LoggingConfig={"LogFormat": "JSON"}
+    )
+    configuration = awslambda.get_function(FunctionName="idle-shutdown")["Configuration"]
+    assert "DeadLetterConfig" not in configuration
+    assert configuration["LoggingConfig"] == {
+        "ApplicationLogLevel": "INFO",
+        "SystemLogLevel": "INFO",
+        "LogFormat": "JSON",
+        "LogGroup": "/aws/lambda/idle-shutdown",
+    }
+
+
+def test_sagemaker_keeps_network_isolation_and_deployment_config(aws: Emulator) -> None:
+    sagemaker = client(aws, "sagemaker")
+    container = {"Image": f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/llm:1"}
+    sagemaker.create_model(
+        ModelName="isolated", ExecutionRoleArn=ROLE_ARN, PrimaryContainer=container, EnableNetworkIsolation=True
+    )
+    sagemaker.create_model(ModelName="open", ExecutionRoleArn=ROLE_ARN, PrimaryContainer=container)
+    assert sagemaker.describe_model(ModelName="isolated")["EnableNetworkIsolation"] is True
+    assert sagemaker.describe_model(ModelName="open")["EnableNetworkIsolation"] is False
+
+    variant = {
+        "VariantName": "primary",
+        "ModelName": "isolated",
+        "InitialInstanceCount": 1,
+        "InstanceType": "ml.g5.xlarge",
+    }
+    sagemaker.create_endpoint_config(EndpointConfigName="cfg", ProductionVariants=[variant])
+    deployment = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600},
+            "TerminationWaitInSeconds": 300,
+            "MaximumExecutionTimeoutInSeconds": 2700,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "llm-5xx-errors"}]},
+    }
+    sagemaker.create_endpoint(EndpointName="llm", EndpointConfigName="cfg", DeploymentConfig=deployment)
+    sagemaker.create_endpoint(EndpointName="plain", EndpointConfigName="cfg")
+    # DescribeEndpoint reports the configuration of the last deployment under this name.
+    assert sagemaker.describe_endpoint(EndpointName="llm")["LastDeploymentConfig"] == deployment
+    assert "LastDeploymentConfig" not in sagemaker.describe_endpoint(EndpointName="plain")
+
+
+def test_eks_cluster_settings_identity_and_nodegroup_settings(aws: Emulator) -> None:
+    eks = client(aws, "eks")
+    vpc = {"subnetIds": ["subnet-12345678"]}
+    eks.create_cluster(
+        name="ml",
+        roleArn=ROLE_ARN,
+        resourcesVpcConfig=vpc,
+        accessConfig={"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False},
+        upgradePolicy={"supportType": "STANDARD"},
+    )
+    eks.create_cluster(name="defaults", roleArn=ROLE_ARN, resourcesVpcConfig=vpc)
+    ml = eks.describe_cluster(name="ml")["cluster"]
+    assert ml["accessConfig"] == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}
+    assert ml["upgradePolicy"] == {"supportType": "STANDARD"}
+    defaults = eks.describe_cluster(name="defaults")["cluster"]
+    assert defaults["accessConfig"] == {
+        "authenticationMode": "CONFIG_MAP",
+        "bootstrapClusterCreatorAdminPermissions": True,
+    }
+    assert defaults["upgradePolicy"] == {"supportType": "EXTENDED"}
+    issuers = {cluster["identity"]["oidc"]["issuer"] for cluster in (ml, defaults)}
+    assert len(issuers) == 2 and all(
+        re.fullmatch(rf"https://oidc\.eks\.{REGION}\.amazonaws\.com/id/[0-9A-F]{{32}}", i) for i in issuers
+    )
+    assert ml["endpoint"] != defaults["endpoint"]
+
+    common = {"clusterName": "ml", "nodeRole": ROLE_ARN, "subnets": ["subnet-12345678"]}
+    eks.create_nodegroup(
+        nodegroupName="gpu", updateConfig={"maxUnavailablePercentage": 33}, nodeRepairConfig={"enabled": True}, **common
+    )
+    eks.create_nodegroup(nodegroupName="cpu", **common)
+    gpu = eks.describe_nodegroup(clusterName="ml", nodegroupName="gpu")["nodegroup"]
+    assert (gpu["updateConfig"], gpu["nodeRepairConfig"]) == ({"maxUnavailablePercentage": 33}, {"enabled": True})
+    cpu = eks.describe_nodegroup(clusterName="ml", nodegroupName="cpu")["nodegroup"]
+    assert (cpu["updateConfig"], cpu["nodeRepairConfig"]) == ({"maxUnavailable": 1}, {"enabled": False})
+
+
+def test_eks_access_entries_and_policies(aws: Emulator) -> None:
+    eks = client(aws, "eks")
+    eks.create_cluster(name="ml", roleArn=ROLE_ARN, resourcesVpcConfig={"subnetIds": ["subnet-12345678"]})
+    user_arn = f"arn:aws:iam::{ACCOUNT_ID}:user/deployer"
+    policy_arn = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+    with pytest.raises(ClientError) as no_cluster:
+        eks.create_access_entry(clusterName="missing", principalArn=user_arn)
+    assert no_cluster.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    created = eks.create_access_entry(clusterName="ml", principalArn=user_arn, tags={"team": "ml"})["accessEntry"]
+    assert (created["type"], created["username"], created["tags"]) == ("STANDARD", user_arn, {"team": "ml"})
+    assert created["accessEntryArn"].startswith(f"arn:aws:eks:{REGION}:{ACCOUNT_ID}:access-entry/ml/user/")
+    role_entry = eks.create_access_entry(clusterName="ml", principalArn=ROLE_ARN)["accessEntry"]
+    assert role_entry["username"] == f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/emulator-test/{{{{SessionName}}}}"
+    with pytest.raises(ClientError) as duplicate:
+        eks.create_access_entry(clusterName="ml", principalArn=user_arn)
+    assert duplicate.value.response["Error"]["Code"] == "ResourceInUseException"
+    assert eks.describe_access_entry(clusterName="ml", principalArn=user_arn)["accessEntry"] == created
+
+    associated = eks.associate_access_policy(
+        clusterName="ml", principalArn=user_arn, policyArn=policy_arn, accessScope={"type": "cluster"}
+    )
+    assert associated["associatedAccessPolicy"]["policyArn"] == policy_arn
+    listed = eks.list_associated_access_policies(clusterName="ml", principalArn=user_arn)["associatedAccessPolicies"]
+    assert [(p["policyArn"], p["accessScope"]) for p in listed] == [(policy_arn, {"type": "cluster"})]
+    eks.disassociate_access_policy(clusterName="ml", principalArn=user_arn, policyArn=policy_arn)
+    assert (
+        eks.list_associated_access_policies(clusterName="ml", principalArn=user_arn)["associatedAccessPolicies"] == []
+    )
+    with pytest.raises(ClientError) as not_associated:
+        eks.disassociate_access_policy(clusterName="ml", principalArn=user_arn, policyArn=policy_arn)
+    assert not_associated.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    eks.delete_access_entry(clusterName="ml", principalArn=user_arn)
+    with pytest.raises(ClientError) as gone:
+        eks.describe_access_entry(clusterName="ml", principalArn=user_arn)
+    assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    # Entries go with their cluster: a new cluster of the same name starts without any.
+    eks.delete_cluster(name="ml")
+    eks.create_cluster(name="ml", roleArn=ROLE_ARN, resourcesVpcConfig={"subnetIds": ["subnet-12345678"]})
+    with pytest.raises(ClientError) as forgotten:
+        eks.describe_access_entry(clusterName="ml", principalArn=ROLE_ARN)
+    assert forgotten.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_eks_addons(aws: Emulator) -> None:
+    eks = client(aws, "eks")
+    eks.create_cluster(name="ml", roleArn=ROLE_ARN, resourcesVpcConfig={"subnetIds": ["subnet-12345678"]})
+    created = eks.create_addon(
+        clusterName="ml",
+        addonName="aws-ebs-csi-driver",
+        addonVersion="v1.41.0-eksbuild.1",
+        serviceAccountRoleArn=ROLE_ARN,
+        resolveConflicts="OVERWRITE",
+        tags={"team": "ml"},
+    )["addon"]
+    assert (created["status"], created["addonVersion"], created["serviceAccountRoleArn"]) == (
+        "ACTIVE",
+        "v1.41.0-eksbuild.1",
+        ROLE_ARN,
+    )
+    assert created["addonArn"].startswith(f"arn:aws:eks:{REGION}:{ACCOUNT_ID}:addon/ml/aws-ebs-csi-driver/")
+    described = eks.describe_addon(clusterName="ml", addonName="aws-ebs-csi-driver")["addon"]
+    assert described == created
+    with pytest.raises(ClientError) as duplicate:
+        eks.create_addon(clusterName="ml", addonName="aws-ebs-csi-driver")
+    assert duplicate.value.response["Error"]["Code"] == "ResourceInUseException"
+    with pytest.raises(ClientError) as no_cluster:
+        eks.create_addon(clusterName="missing", addonName="coredns")
+    assert no_cluster.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    assert eks.delete_addon(clusterName="ml", addonName="aws-ebs-csi-driver")["addon"]["status"] == "DELETING"
+    with pytest.raises(ClientError) as gone:
+        eks.describe_addon(clusterName="ml", addonName="aws-ebs-csi-driver")
+    assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    eks.create_addon(clusterName="ml", addonName="coredns")
+    eks.delete_cluster(name="ml")
+    eks.create_cluster(name="ml", roleArn=ROLE_ARN, resourcesVpcConfig={"subnetIds": ["subnet-12345678"]})
+    with pytest.raises(ClientError) as forgotten:
+        eks.describe_addon(clusterName="ml", addonName="coredns")
+    assert forgotten.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -540,6 +540,57 @@ def _patch_eks() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# IAM policy evaluation (bucket policies)
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_policy_statement_conditions() -> None:
+    """Evaluate policy conditions on ``aws:SecureTransport`` as AWS does for an HTTPS request.
+
+    moto skips condition operators it does not implement (everything but StringEquals), so it reads
+    ``Bool`` conditions as met, and it evaluates a statement whose condition is not met as an explicit
+    deny, whatever its effect. Together these made the platform's TLS-only bucket policy (Deny ``s3:*``
+    when ``aws:SecureTransport`` is ``false``) deny every object request, so a bucket could not even
+    be emptied. Here ``Bool`` is evaluated, requests count as made over TLS (the emulator stands in
+    for AWS's HTTPS endpoints; its own transport is plain HTTP on loopback), and a statement whose
+    condition does not hold does not apply (neither allow nor deny).
+    """
+    from moto.iam import policy_conditions
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+    def bool_equals(expected: list[str] | str, actual: str) -> bool:
+        values = expected if isinstance(expected, list) else [expected]
+        return str(actual).lower() in {str(value).lower() for value in values}
+
+    policy_conditions.CONDITION_OPERATIONS.setdefault("Bool", bool_equals)
+
+    def skip_unmet_conditions(original: Callable[..., Any]) -> Callable[..., Any]:
+        def is_action_permitted(
+            self: Any,
+            action: str,
+            resource: str = "*",
+            principal: str | None = None,
+            incoming_condition_values: dict[str, str] | None = None,
+        ) -> Any:
+            incoming = {"aws:SecureTransport": "true", **(incoming_condition_values or {})}
+            result = original(self, action, resource, principal, incoming)
+            if result is not PermissionResult.DENIED or not self._statement.get("Condition"):
+                return result
+            wrong_principal = (
+                principal is not None
+                and not self.is_unknown_principal(self._statement.get("Principal"))
+                and not self._check_principal(principal)
+            )
+            if not wrong_principal and not self._check_conditions(incoming):
+                return PermissionResult.NEUTRAL
+            return result
+
+        return is_action_permitted
+
+    _wrap(IAMPolicyStatement, "is_action_permitted", skip_unmet_conditions)
+
+
+# --------------------------------------------------------------------------------------------------
 # EC2 launch templates and security group rules
 # --------------------------------------------------------------------------------------------------
 
@@ -1039,6 +1090,7 @@ def apply_patches() -> None:
         if _patched:
             return
         _patch_one_request_at_a_time()
+        _patch_policy_statement_conditions()
         _patch_ec2_placement_groups()
         _patch_budgets()
         _patch_application_autoscaling()
