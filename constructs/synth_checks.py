@@ -93,32 +93,51 @@ def suppressions_of(construct: IConstruct) -> dict[str, str]:
     return merged
 
 
-def synth_resources(stack: TerraformStack) -> list[tuple[SynthResource, IConstruct]]:
-    """Every resource of ``stack`` with its final configuration and its construct."""
+# Terraform type and taggability per resource class, looked up once: every property read on a
+# construct is a round trip to the jsii kernel, and a stack holds hundreds of resources.
+_CLASS_INFO: dict[type, tuple[str, bool]] = {}
+
+
+def _class_info(node: TerraformResource) -> tuple[str, bool]:
+    cls = type(node)
+    info = _CLASS_INFO.get(cls)
+    if info is None:
+        resource_type = getattr(cls, "TF_RESOURCE_TYPE", None) or node.terraform_resource_type
+        info = _CLASS_INFO[cls] = (resource_type, hasattr(cls, "tags_input"))
+    return info
+
+
+def synth_resources(stack: TerraformStack) -> list[tuple[SynthResource, dict[str, str]]]:
+    """Every resource of ``stack`` with its final configuration and the suppressions that apply to it."""
     config = stack.to_terraform()
-    by_type = config.get("resource", {})
-    found: list[tuple[SynthResource, IConstruct]] = []
+    taggable_types: set[str] = set()
+    suppressed_scopes: list[tuple[str, dict[str, str]]] = []
+    # find_all is pre-order, so an ancestor's suppressions are merged before a descendant's.
     for node in stack.node.find_all():
-        if not isinstance(node, TerraformResource):
-            continue
-        resource_type = node.terraform_resource_type
-        name = node.friendly_unique_id
-        resource_config = by_type.get(resource_type, {}).get(name)
-        if resource_config is None:
-            continue
-        found.append(
-            (
-                SynthResource(
-                    type=resource_type,
-                    name=name,
-                    path=node.node.path,
-                    config=resource_config,
-                    taggable=hasattr(type(node), "tags_input"),
-                    stack=config,
-                ),
-                node,
+        own = getattr(node, _SUPPRESSIONS_ATTR, None)
+        if own:
+            suppressed_scopes.append((node.node.path, own))
+        if isinstance(node, TerraformResource):
+            resource_type, taggable = _class_info(node)
+            if taggable:
+                taggable_types.add(resource_type)
+    found: list[tuple[SynthResource, dict[str, str]]] = []
+    for resource_type, by_name in config.get("resource", {}).items():
+        for name, resource_config in by_name.items():
+            path = resource_config.get("//", {}).get("metadata", {}).get("path", f"{resource_type}.{name}")
+            suppressions: dict[str, str] = {}
+            for scope_path, own in suppressed_scopes:
+                if path == scope_path or path.startswith(scope_path + "/"):
+                    suppressions.update(own)
+            resource = SynthResource(
+                type=resource_type,
+                name=name,
+                path=path,
+                config=resource_config,
+                taggable=resource_type in taggable_types,
+                stack=config,
             )
-        )
+            found.append((resource, suppressions))
     return found
 
 
@@ -136,8 +155,7 @@ class SynthChecks:
     def violations(self, stack: TerraformStack) -> list[str]:
         """Every violation in ``stack`` as ``[path] RULE-ID: message``."""
         problems: list[str] = []
-        for resource, node in synth_resources(stack):
-            suppressed = suppressions_of(node)
+        for resource, suppressed in synth_resources(stack):
             for rule in self.rules:
                 if rule.id in suppressed:
                     continue

@@ -636,22 +636,24 @@ def test_a_suppression_without_a_reason_is_rejected(reason) -> None:
 def test_the_access_log_bucket_is_exempt_from_sse_kms_by_a_reasoned_suppression() -> None:
     _, stack = _tiny_stack(protected=True)
     key = aws.kms_key.KmsKey(stack, "key", enable_key_rotation=True)
-    SecureBucket(
+    logs_bucket_construct = SecureBucket(
         stack, "logs", SecureBucketProps(bucket_name="logs-bucket", kms_key=None, log_delivery_source_account="1")
     )
     SecureBucket(stack, "data", SecureBucketProps(bucket_name="data-bucket", kms_key=key))
     pack = security_pack(required_tags=REQUIRED_TAGS, gpu_enabled=False, protected=True)
     assert SynthChecks("pack", pack).violations(stack) == []
     # The SSE-S3 log bucket does violate S3-2; only its suppression (with its reason) lets it pass.
-    found = {resource.path: (resource, node) for resource, node in synth_resources(stack)}
-    logs_bucket, logs_node = found["tiny/logs/bucket"]
+    found = {resource.path: (resource, suppressed) for resource, suppressed in synth_resources(stack)}
+    logs_bucket, logs_suppressed = found["tiny/logs/bucket"]
     assert BucketEncryptedWithKms().check(logs_bucket) == [
         f"{logs_bucket.address} is not encrypted with SSE-KMS and a customer-managed key"
     ]
-    assert "server access logging" in suppressions_of(logs_node)["S3-2"]
-    assert set(suppressions_of(logs_node)) == {"S3-2"}
-    data_bucket, data_node = found["tiny/data/bucket"]
-    assert BucketEncryptedWithKms().check(data_bucket) == [] and suppressions_of(data_node) == {}
+    # The suppression sits on the SecureBucket construct and reaches the bucket resource below it.
+    assert "server access logging" in logs_suppressed["S3-2"]
+    assert set(logs_suppressed) == {"S3-2"}
+    assert set(suppressions_of(logs_bucket_construct)) == {"S3-2"}
+    data_bucket, data_suppressed = found["tiny/data/bucket"]
+    assert BucketEncryptedWithKms().check(data_bucket) == [] and data_suppressed == {}
 
 
 # --- the pack in the real stacks ------------------------------------------------------------------
