@@ -88,7 +88,7 @@ class Cluster:
         ec2 = boto3.client("ec2", region_name=REGION)
         vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
-        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        image = ec2.register_image(Name="gpu-node-image", RootDeviceName="/dev/xvda")["ImageId"]
         ec2.create_launch_template(
             LaunchTemplateName="gpu-node", LaunchTemplateData={"ImageId": image, "InstanceType": "g5.xlarge"}
         )
@@ -146,6 +146,10 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "IDLE_THRESHOLD", "EVALUATION_PERIODS"):
         monkeypatch.delenv(name, raising=False)
+    # Neither catalogue is needed here, and loading them costs seconds per test: the public AMIs, and
+    # the AWS-managed IAM policies (the emulator launcher turns those on for the whole process).
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
     handler_module._clients.clear()
     with mock_aws():
         fake = Cluster()
