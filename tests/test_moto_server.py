@@ -338,6 +338,26 @@ def test_requests_are_handled_one_at_a_time(aws: Emulator, monkeypatch: pytest.M
     assert overlaps == [1] * 6
 
 
+def test_each_response_is_sent_in_one_write(aws: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    sent: list[bytes] = []
+    original_setup = MotoRequestHandler.setup
+
+    def recording_setup(self: Any) -> None:
+        original_setup(self)
+        # The socket-level writer under the handler's wfile; unbuffered handlers have none.
+        raw = getattr(self.wfile, "raw", None)
+        if raw is not None:
+            write = raw.write
+            raw.write = lambda data: sent.append(bytes(data)) or write(data)
+
+    monkeypatch.setattr(MotoRequestHandler, "setup", recording_setup)
+    assert client(aws, "sts").get_caller_identity()["Account"] == ACCOUNT_ID
+    (response,) = sent
+    assert response.startswith(b"HTTP/1.1 200") and response.rstrip().endswith(b"</GetCallerIdentityResponse>")
+
+
 def test_bucket_policy_conditions_are_evaluated(aws: Emulator) -> None:
     s3 = client(aws, "s3")
 
@@ -409,6 +429,42 @@ def test_security_group_rule_referencing_a_group_keeps_its_description(aws: Emul
     }
     assert ingress[group_id]["Description"] == "from the cluster's own nodes"
     assert "Description" not in ingress["10.0.0.0/16"]
+
+
+def test_revoking_an_unknown_security_group_rule_id_says_so(aws: Emulator) -> None:
+    ec2 = client(aws, "ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    group_id = ec2.create_security_group(GroupName="nodes", Description="nodes", VpcId=vpc_id)["GroupId"]
+    https = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    (rule,) = ec2.authorize_security_group_egress(GroupId=group_id, IpPermissions=[https])["SecurityGroupRules"]
+    ec2.revoke_security_group_egress(GroupId=group_id, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+    for revoke in (ec2.revoke_security_group_egress, ec2.revoke_security_group_ingress):
+        with pytest.raises(ClientError) as unknown:
+            revoke(GroupId=group_id, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+        assert unknown.value.response["Error"]["Code"] == "InvalidSecurityGroupRuleId.NotFound"
+    # A rule given by its permissions keeps moto's (and AWS's) InvalidPermission.NotFound.
+    with pytest.raises(ClientError) as by_permissions:
+        ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=[https])
+    assert by_permissions.value.response["Error"]["Code"] == "InvalidPermission.NotFound"
+
+
+def test_nat_gateway_creation_is_idempotent_on_its_client_token(aws: Emulator) -> None:
+    ec2 = client(aws, "ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    first_ip, second_ip = (ec2.allocate_address(Domain="vpc")["AllocationId"] for _ in range(2))
+    request = {"SubnetId": subnet_id, "AllocationId": first_ip, "ClientToken": "terraform-nat-0"}
+    created = ec2.create_nat_gateway(**request)["NatGateway"]["NatGatewayId"]
+    repeated = ec2.create_nat_gateway(**request)
+    assert (repeated["NatGateway"]["NatGatewayId"], repeated["ClientToken"]) == (created, "terraform-nat-0")
+    other = ec2.create_nat_gateway(SubnetId=subnet_id, AllocationId=second_ip, ClientToken="terraform-nat-1")
+    assert other["NatGateway"]["NatGatewayId"] != created
+    gateways = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["NatGateways"]
+    assert len(gateways) == 2
+    # Without a token every request creates a gateway; the Elastic IP is then already in use.
+    with pytest.raises(ClientError) as in_use:
+        ec2.create_nat_gateway(SubnetId=subnet_id, AllocationId=first_ip)
+    assert in_use.value.response["Error"]["Code"] == "Resource.AlreadyAssociated"
 
 
 def test_lifecycle_hook_reports_only_the_requested_targets(aws: Emulator) -> None:

@@ -26,6 +26,27 @@ Each patch was checked against the installed moto source and a live request befo
 * ``MOTO_IAM_LOAD_MANAGED_POLICIES=true`` is set when this module is imported, before any IAM backend
   is built, so ``arn:aws:iam::aws:policy/...`` ARNs exist and can be attached.
 
+Found by deploying the platform's own stacks (``tests/test_emulator_deploy.py``):
+
+* The server sends each response in one write: werkzeug wrote headers and body separately, and the
+  provider's Go client sometimes gave up between the two and retried a request the emulator had
+  already carried out. It also handles one request at a time (moto's backends have no locks).
+* Policy conditions: moto ignores ``Bool`` conditions (reads them as met) and treats a statement
+  whose condition fails as a deny, so a TLS-only bucket policy denied every object request. ``Bool``
+  is evaluated, requests count as made over TLS, and unmet statements do not apply.
+* EKS: access entries and their access policies (``CreateAccessEntry``, ``DescribeAccessEntry``,
+  ``DeleteAccessEntry``, ``AssociateAccessPolicy``, ``ListAssociatedAccessPolicies``,
+  ``DisassociateAccessPolicy``) and add-ons (``CreateAddon``, ``DescribeAddon``, ``DeleteAddon``) are
+  added; ``accessConfig`` and ``upgradePolicy`` of a cluster and ``updateConfig`` and
+  ``nodeRepairConfig`` of a node group are kept; each cluster gets its own OIDC issuer and endpoint.
+* EC2: a launch template's own tags no longer leak into its data's ``TagSpecifications``; rules that
+  reference a security group report their description; revoking an unknown rule ID answers
+  ``InvalidSecurityGroupRuleId.NotFound``; ``CreateNatGateway`` is idempotent on its ClientToken.
+* Auto Scaling lifecycle hooks report the notification target and role they were given (moto
+  hard-codes made-up ARNs).
+* Lambda reports ``DeadLetterConfig`` and ``LoggingConfig``.
+* SageMaker keeps a model's ``EnableNetworkIsolation`` and an endpoint's deployment configuration.
+
 All patches add or wrap methods on moto's classes in memory (no file under site-packages is touched),
 are applied once per process by ``start_emulator``, and only add an action when moto does not already
 define it. Being process-wide, they also apply to ``moto.mock_aws`` used later in the same process;
@@ -638,6 +659,69 @@ def _patch_ec2_security_group_rule_descriptions() -> None:
     SecurityGroupRule.description = property(description, doc=original.__doc__)
 
 
+def _patch_ec2_security_group_rule_id_not_found() -> None:
+    """Answer a revoke naming an unknown security group rule ID with InvalidSecurityGroupRuleId.NotFound.
+
+    moto answers InvalidPermission.NotFound (AWS's code for an unknown rule given by its permissions).
+    The provider treats AWS's code as "already deleted"; with moto's, a repeated delete (the SDK
+    retries a request whose response it did not get) failed the destroy.
+    """
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    def check_rule_ids(direction: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def make_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+            signature = inspect.signature(original)
+
+            def revoke(self: Any, *args: Any, **kwargs: Any) -> None:
+                arguments = signature.bind(self, *args, **kwargs).arguments
+                rule_ids = arguments.get("security_rule_ids") or []
+                group = self.get_security_group_by_name_or_id(arguments["group_name_or_id"], arguments.get("vpc_id"))
+                if group is not None:
+                    known = {rule.id for rule in getattr(group, f"{direction}_rules")}
+                    for rule_id in rule_ids:
+                        if rule_id not in known:
+                            message = f"The security group rule ID '{rule_id}' does not exist"
+                            raise EC2ClientError("InvalidSecurityGroupRuleId.NotFound", message)
+                original(self, *args, **kwargs)
+
+            return revoke
+
+        return make_wrapper
+
+    _wrap(SecurityGroupBackend, "revoke_security_group_ingress", check_rule_ids("ingress"))
+    _wrap(SecurityGroupBackend, "revoke_security_group_egress", check_rule_ids("egress"))
+
+
+def _patch_ec2_nat_gateway_client_token() -> None:
+    """Make CreateNatGateway idempotent on its ClientToken, as EC2 is.
+
+    A repeated request with the same token (the SDK retries a request whose response it did not get)
+    returns the NAT gateway the first one created; moto created a second one, which failed because
+    the Elastic IP was already associated with the first.
+    """
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.nat_gateways import NatGateways
+
+    def honor_client_token(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_nat_gateway(self: Any) -> Any:
+            token = self._get_param("ClientToken")
+            if not token:
+                return original(self)
+            with _store_lock:
+                tokens = _store(self.ec2_backend, "_emulator_nat_gateway_tokens")
+                existing = self.ec2_backend.nat_gateways.get(tokens.get(token, ""))
+                if existing is not None:
+                    return ActionResult({"ClientToken": token, "NatGateway": existing})
+                result = original(self)
+                tokens[token] = result.result["NatGateway"].id
+            return ActionResult({"ClientToken": token, **result.result})
+
+        return create_nat_gateway
+
+    _wrap(NatGateways, "create_nat_gateway", honor_client_token)
+
+
 # --------------------------------------------------------------------------------------------------
 # EC2 Auto Scaling
 # --------------------------------------------------------------------------------------------------
@@ -730,9 +814,9 @@ def _patch_lambda_function_configs() -> None:
 def _patch_sagemaker_requested_settings() -> None:
     """Keep a model's EnableNetworkIsolation and an endpoint's DeploymentConfig as requested.
 
-    moto always reports ``EnableNetworkIsolation: false`` and never reports ``DeploymentConfig``;
-    both are create-only in the provider, so the model and the endpoint were planned for replacement
-    on every run.
+    moto always reports ``EnableNetworkIsolation: false`` and drops the endpoint's ``DeploymentConfig``
+    (DescribeEndpoint reports it as ``LastDeploymentConfig``); both are create-only in the provider,
+    so the model and the endpoint were planned for replacement on every run.
     """
     from moto.sagemaker.responses import SageMakerResponse
 
@@ -1065,10 +1149,10 @@ def _patch_one_request_at_a_time() -> None:
     """Handle the server's requests one at a time.
 
     moto's backends are plain dicts and lists without locks, and moto does not support concurrent
-    access to them, but its threaded server runs every request on a thread of its own: two terraform
-    processes (ten parallel operations each) against one emulator saw requests interleave mid-update
-    (a NAT gateway's new Elastic IP reported as already associated). Requests take milliseconds and
-    Python runs one thread at a time anyway, so serializing them costs almost nothing.
+    access to them (its documentation says so), while its threaded server runs every request on a
+    thread of its own, and the deploy test points two terraform processes (ten parallel operations
+    each) and boto3 at one emulator. Requests take milliseconds and Python runs one thread at a time
+    anyway, so serializing them costs almost nothing and rules interleaved updates out.
     """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -1083,6 +1167,21 @@ def _patch_one_request_at_a_time() -> None:
     _wrap(DomainDispatcherApplication, "__call__", serialize)
 
 
+def _patch_whole_responses() -> None:
+    """Send each response (status line, headers and body) in one write.
+
+    werkzeug writes the headers and the body of a response separately. Traced with strace, the
+    provider's Go HTTP client now and then read the headers, found the body not there yet, dropped
+    the connection and retried the request, which the emulator had already carried out: a repeated
+    create or delete then failed (a NAT gateway's Elastic IP "already associated", a security group
+    rule "not found"). A buffered writer, flushed once per response by werkzeug, sends it whole.
+    """
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    # socketserver makes wfile a buffered writer of this size (0: unbuffered, one send per write).
+    MotoRequestHandler.wbufsize = 1 << 20
+
+
 def apply_patches() -> None:
     """Apply every patch once per process (safe to call repeatedly and from several threads)."""
     global _patched
@@ -1090,6 +1189,7 @@ def apply_patches() -> None:
         if _patched:
             return
         _patch_one_request_at_a_time()
+        _patch_whole_responses()
         _patch_policy_statement_conditions()
         _patch_ec2_placement_groups()
         _patch_budgets()
@@ -1104,6 +1204,8 @@ def apply_patches() -> None:
         _patch_eks_routes_and_cleanup()
         _patch_ec2_launch_template_data_tags()
         _patch_ec2_security_group_rule_descriptions()
+        _patch_ec2_security_group_rule_id_not_found()
+        _patch_ec2_nat_gateway_client_token()
         _patch_autoscaling_lifecycle_hooks()
         _patch_lambda_function_configs()
         _patched = True
