@@ -48,7 +48,7 @@ synth: install
 test: $(PY_STAMP) $(CHECKOV_STAMP)
 	$(PY) -m pytest
 
-## The unit suite only: skips the emulator deploy cycle and the naive-import comparison.
+## The unit suite only (about a minute): skips everything against the AWS emulator and the naive-import comparison.
 test-fast: $(PY_STAMP) $(CHECKOV_STAMP)
 	$(PY) -m pytest -m "not slow"
 

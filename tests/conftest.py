@@ -75,3 +75,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     for var in ("ML_PLATFORM_OVERRIDES", "ML_PLATFORM_OVERRIDES_FILE", "ML_PLATFORM_BACKEND"):
         monkeypatch.delenv(var, raising=False)
     yield monkeypatch
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything that runs against the AWS emulator is slow: `make test-fast` (-m "not slow") skips it."""
+    for item in items:
+        if item.get_closest_marker("emulator") is not None and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
