@@ -1,6 +1,6 @@
 """Pieces shared by the SageMaker serving and training constructs.
 
-- Container images: the AWS Deep Learning Container (DLC) PyTorch defaults, the placeholders an
+- Container images: the AWS Deep Learning Container (DLC) PyTorch defaults, the template fields an
   image setting may use, and the ECR repository ARN an execution role needs to pull an image.
 - Instance storage: which SageMaker instance types carry local NVMe storage, on which SageMaker
   refuses a customer KMS key for the storage volume.
@@ -41,7 +41,7 @@ _OWN_REPOSITORY_IMAGE = re.compile(r"^\{repository\}" + _IMAGE_REF + "$")
 IMAGE_ALLOWED = (
     "an ECR image URI with a tag or digest, such as "
     "'{account}.dkr.ecr.{region}.amazonaws.com/my-model:1.4.2' or '{repository}:1.4.2' "
-    "(placeholders: {region}, {account}, and {repository} for the platform's own image repository)"
+    "(template fields: {region}, {account}, and {repository} for the platform's own image repository)"
 )
 
 # SageMaker instance families whose storage is local NVMe although their names carry no 'd'
@@ -54,7 +54,7 @@ _INSTANCE_TYPE_PARTS = re.compile(r"^ml\.(?P<family>(?P<series>[a-z]+)(?P<genera
 
 
 def validate_image(where: str, field: str, value: Any, *, allow_own_repository: bool) -> None:
-    """``value`` is an ECR image URI (tag or digest), optionally with the platform's placeholders."""
+    """``value`` is an ECR image URI (tag or digest), optionally with the platform's template fields."""
     ok = isinstance(value, str) and (
         bool(_ECR_IMAGE.match(value)) or (allow_own_repository and bool(_OWN_REPOSITORY_IMAGE.match(value)))
     )
@@ -74,7 +74,7 @@ class ResolvedImage:
 def resolve_image(
     template: str, *, region: str, account_id: str, partition: str, own_repository: Any | None = None
 ) -> ResolvedImage:
-    """Substitute the placeholders of a validated image setting and derive the ECR repository ARN."""
+    """Substitute the template fields of a validated image setting and derive the ECR repository ARN."""
     own = _OWN_REPOSITORY_IMAGE.match(template)
     if own:
         if own_repository is None:
