@@ -110,6 +110,11 @@ def test_provider_block_points_every_platform_service_at_emulator() -> None:
         "elbv2", "route53",
     }  # fmt: skip
     assert set(endpoints) == platform_services == set(PROVIDER_ENDPOINT_KEYS)
+    # The launcher keeps its own copy (importing the stack module would start the jsii kernel in the
+    # launcher): it must name exactly the services the product's emulator switch points at it.
+    from stacks.ml_platform_stack import EMULATED_SERVICES
+
+    assert set(PROVIDER_ENDPOINT_KEYS) == {service.rstrip("_") for service in EMULATED_SERVICES}
 
 
 def test_runs_as_a_script_with_a_port(tmp_path: Path) -> None:
