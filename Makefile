@@ -18,7 +18,7 @@ export CHECKPOINT_DISABLE := 1
 ML_PLATFORM_TF_MIRROR ?= $(shell find / -maxdepth 4 -type d -path '*tf-plugins' 2>/dev/null | head -n 1)
 export ML_PLATFORM_TF_MIRROR
 
-.PHONY: install synth test test-fast lint format bench diff deploy destroy clean checkov scan
+.PHONY: install synth test test-fast lint typecheck format bench check-config compare-synth diff deploy destroy clean checkov scan
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,22 +44,38 @@ install: $(PY_STAMP) $(NODE_STAMP)
 synth: install
 	node_modules/.bin/cdktf synth
 
-## The whole test suite, including the emulator deploy test (about 3 minutes).
-test: $(PY_STAMP) $(CHECKOV_STAMP)
-	$(PY) -m pytest
+## Lint and type checks, then the whole test suite, including the emulator deploy test (about 4 minutes on 2 cores).
+## One pytest worker per core: the emulator deploy test (mostly the AWS provider's own waits) starts first on one,
+## the rest of the suite runs on the others meanwhile.
+test: lint $(CHECKOV_STAMP)
+	$(PY) -m pytest -n auto --dist loadfile
 
-## The unit suite only (about a minute): skips everything against the AWS emulator and the naive-import comparison.
-test-fast: $(PY_STAMP) $(CHECKOV_STAMP)
-	$(PY) -m pytest -m "not slow"
+## The unit suite only: no AWS emulator, no terraform binary, no checkov (make test runs those gates too).
+test-fast: $(PY_STAMP)
+	$(PY) -m pytest -m "not slow and not terraform and not scanner"
+
+## Validate the matrix, the ML_PLATFORM_OVERRIDES(_FILE) overrides and the deployment settings without a synth.
+check-config: $(PY_STAMP)
+	$(PY) -m stacks.check_config
+
+## Synthesize every scenario here and at BASE (a git revision) and compare the JSON byte for byte.
+BASE ?= HEAD
+compare-synth: $(PY_STAMP)
+	$(PY) tools/compare_synth.py --base $(BASE)
 
 ## Synthesize, then scan every stack with checkov and the accepted findings of .checkov.yaml.
 scan: $(PY_STAMP) $(CHECKOV_STAMP)
 	$(PY) main.py
 	for env in dev staging prod; do $(ML_PLATFORM_CHECKOV) --config-file .checkov.yaml -d cdktf.out/stacks/$$env || exit 1; done
 
+## ruff (lint and format) on everything, mypy on constructs/, stacks/ and main.py.
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) tools/typecheck.py
+
+typecheck: $(PY_STAMP)
+	$(PY) tools/typecheck.py
 
 format: $(PY_STAMP)
 	$(VENV)/bin/ruff format .
@@ -77,4 +93,4 @@ destroy: install
 	node_modules/.bin/cdktf destroy $(ENV)
 
 clean:
-	rm -rf cdktf.out .pytest_cache
+	rm -rf cdktf.out .pytest_cache .mypy_cache

@@ -19,20 +19,21 @@ from pathlib import Path
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from cdktf import App
-from constructs.synth_checks import check_failure_report
-from constructs.validation import ConfigurationError
+from constructs.core.checks import check_failure_report
+from constructs.core.errors import ConfigurationError
 
-from stacks.environments import ENVIRONMENT_NAMES, load_environments
-from stacks.ml_platform_stack import DeploymentSettings, MlPlatformStack
+from stacks.deployment import load_deployment
+from stacks.ml_platform_stack import MlPlatformStack
+from stacks.overrides import load_environments
 
 
 def build_app(outdir: str) -> App:
     """Validate the configuration and build every environment's stack into an App."""
     environments = load_environments()
-    deployment = DeploymentSettings.from_environ()
+    deployment = load_deployment()
     app = App(outdir=outdir)
-    for name in ENVIRONMENT_NAMES:
-        MlPlatformStack(app, environments[name], deployment)
+    for config in environments.values():
+        MlPlatformStack(app, config, deployment)
     return app
 
 

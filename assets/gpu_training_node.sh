@@ -1,10 +1,10 @@
 #!/bin/bash
 set -euo pipefail
 # GPU training node bootstrap (EC2 user data) for AWS Deep Learning AMIs (GPU, PyTorch), Amazon Linux
-# 2023 or Ubuntu. constructs/user_data.py inserts the parameters after the `set` line.
+# 2023 or Ubuntu. constructs/training/user_data.py inserts the parameters after the `set` line.
 for _v in REGION CLUSTER_NAME DATA_BUCKET CHECKPOINT_BUCKET ARTIFACTS_BUCKET ASG_NAME LIFECYCLE_HOOK_NAME \
   CHECKPOINT_GRACE_SECONDS; do
-  [[ -n ${!_v:-} ]] || { echo "$_v is not set: render this script with constructs/user_data.py" >&2; exit 1; }
+  [[ -n ${!_v:-} ]] || { echo "$_v is not set: render this script with constructs/training/user_data.py" >&2; exit 1; }
 done
 : "${DATA_PREFIX?}" "${METRICS_NAMESPACE?}"
 

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.synth_json import ENVIRONMENTS
+
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-# The suite must not depend on whoever runs it: user overrides and backend choices are cleared.
-for _var in (
+# The suite must not depend on whoever runs it: user overrides and deployment choices are cleared.
+PLATFORM_VARIABLES = (
     "ML_PLATFORM_OVERRIDES",
     "ML_PLATFORM_OVERRIDES_FILE",
     "ML_PLATFORM_BACKEND",
@@ -20,10 +22,9 @@ for _var in (
     "ML_PLATFORM_STATE_REGION",
     "ML_PLATFORM_LOCK_TABLE",
     "ML_PLATFORM_EMULATOR_ENDPOINT",
-):
+)
+for _var in PLATFORM_VARIABLES:
     os.environ.pop(_var, None)
-
-ENVIRONMENTS = ("dev", "staging", "prod")
 
 
 @pytest.fixture(scope="session")
@@ -48,37 +49,21 @@ def stacks(stack_json: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {env: json.loads(text) for env, text in stack_json.items()}
 
 
-def resources(stack: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    """All resources of one type in a parsed stack, by logical name."""
-    return stack.get("resource", {}).get(resource_type, {})
-
-
-def only(stack: dict[str, Any], resource_type: str, path_suffix: str = "") -> dict[str, Any]:
-    """The single resource of ``resource_type`` whose construct path ends with ``path_suffix``."""
-    matches = [
-        config
-        for config in resources(stack, resource_type).values()
-        if config["//"]["metadata"]["path"].endswith(path_suffix)
-    ]
-    assert len(matches) == 1, f"expected one {resource_type} ending in {path_suffix!r}, found {len(matches)}"
-    return matches[0]
-
-
-def policy(document: str) -> dict[str, Any]:
-    """Parse an IAM policy JSON string."""
-    return json.loads(document)
-
-
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """A monkeypatch with the platform's variables unset."""
-    for var in ("ML_PLATFORM_OVERRIDES", "ML_PLATFORM_OVERRIDES_FILE", "ML_PLATFORM_BACKEND"):
+    for var in PLATFORM_VARIABLES:
         monkeypatch.delenv(var, raising=False)
     yield monkeypatch
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything that runs against the AWS emulator is slow: `make test-fast` (-m "not slow") skips it."""
+    """Everything that runs against the AWS emulator is slow: `make test-fast` (-m "not slow") skips it.
+
+    Slow tests run first: with several workers (`make test` runs pytest-xdist), the longest work starts at
+    once and the rest of the suite fills the other workers meanwhile.
+    """
     for item in items:
         if item.get_closest_marker("emulator") is not None and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -1,1 +1,1 @@
-"""Shared test helpers: the local AWS emulator (``moto_server``) and Terraform runners (``terraform``)."""
+"""What tests share: queries over synthesized JSON, small stacks for construct tests, terraform, the emulator."""

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 MIRROR_ENV = "ML_PLATFORM_TF_MIRROR"
 """Environment variable naming the root of an offline provider mirror (``registry.terraform.io/...``)."""
@@ -119,3 +122,80 @@ def run_terraform(
     if process.returncode not in tuple(ok_returncodes):
         raise TerraformError(["terraform", *args], workdir, process.returncode, output)
     return subprocess.CompletedProcess(command, process.returncode, output, None)
+
+
+# --- the part of a stack that validates offline ------------------------------------------------------
+
+IN_CLUSTER_PROVIDERS = ("helm", "kubernetes")
+
+
+# A reference to an in-cluster resource or data source inside an expression: `helm_release.x`,
+# `data.kubernetes_namespace_v1.y` (but not an attribute such as `.kubernetes_network_config`).
+IN_CLUSTER_REFERENCE = re.compile(rf"(?<![\w.])(?:data\.)?(?:{'|'.join(IN_CLUSTER_PROVIDERS)})_\w+\.[\w-]+")
+
+
+def is_in_cluster_address(address: str) -> bool:
+    """Whether a ``depends_on`` address (``type.name`` or ``data.type.name``) names an in-cluster resource."""
+    resource_type = address.removeprefix("data.").split(".", 1)[0]
+    return resource_type.startswith(tuple(f"{provider}_" for provider in IN_CLUSTER_PROVIDERS))
+
+
+def _drop_in_cluster_dependencies(body: dict[str, Any]) -> None:
+    if "depends_on" in body:
+        kept = [address for address in body["depends_on"] if not is_in_cluster_address(address)]
+        if kept:
+            body["depends_on"] = kept
+        else:
+            del body["depends_on"]
+
+
+def aws_only(config: dict[str, Any]) -> dict[str, Any]:
+    """The stack without its backend and without the in-cluster (helm, kubernetes) providers.
+
+    References to what is removed go with it: ``depends_on`` entries naming an in-cluster resource
+    are dropped from the remaining resources, data sources and outputs, and outputs whose value reads
+    an in-cluster resource are dropped (they describe the in-cluster part). Any other reference is
+    left as it is, so that terraform reports it.
+    """
+    config = json.loads(json.dumps(config))
+    config["terraform"].pop("backend", None)
+    for provider in IN_CLUSTER_PROVIDERS:
+        config["terraform"].get("required_providers", {}).pop(provider, None)
+        config.get("provider", {}).pop(provider, None)
+        for block in ("resource", "data"):
+            for resource_type in [t for t in config.get(block, {}) if t.startswith(f"{provider}_")]:
+                del config[block][resource_type]
+    for block in ("resource", "data"):
+        for bodies in config.get(block, {}).values():
+            for body in bodies.values():
+                _drop_in_cluster_dependencies(body)
+    outputs = config.get("output", {})
+    for name in list(outputs):
+        if IN_CLUSTER_REFERENCE.search(json.dumps(outputs[name].get("value"))):
+            del outputs[name]
+        else:
+            _drop_in_cluster_dependencies(outputs[name])
+    return config
+
+
+def validate_offline(configs: Mapping[str, dict[str, Any]], root: Path, env: Mapping[str, str]) -> dict[str, list[str]]:
+    """``terraform init`` + ``validate`` of each configuration (in ``root/<name>``), two at a time.
+
+    Returns the diagnostics of each configuration as ``severity: summary: detail`` lines, plus an
+    ``invalid`` line when terraform judged it invalid: a clean configuration has none. Deprecated or
+    ignored arguments are warnings, so they count too.
+    """
+
+    def validate(name: str) -> list[str]:
+        workdir = root / name
+        workdir.mkdir(parents=True)
+        (workdir / "cdk.tf.json").write_text(json.dumps(configs[name], indent=2))
+        run_terraform(["init", "-backend=false", "-input=false", "-no-color"], workdir, env)
+        result = run_terraform(["validate", "-no-color", "-json"], workdir, env, ok_returncodes=(0, 1))
+        report = json.loads(result.stdout)
+        problems = [f"{d['severity']}: {d['summary']}: {d.get('detail', '')}" for d in report["diagnostics"]]
+        return problems if report["valid"] else ["invalid", *problems]
+
+    # Validation is mostly the provider loading its schema: two in parallel use both cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(configs, pool.map(validate, configs), strict=True))

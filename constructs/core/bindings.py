@@ -1,0 +1,86 @@
+"""Fast, lazy access to the prebuilt CDKTF provider bindings.
+
+The prebuilt packages (``cdktf_cdktf_provider_aws`` and friends) import every one of their
+submodules from their top-level ``__init__.py``: 2,135 modules for AWS alone, which costs about
+20 s per process on a 2-core machine before a single resource is built. This platform uses a few
+dozen of them.
+
+This module registers each provider package in ``sys.modules`` *without* running its
+``__init__.py``, loads the package's ``_jsii`` module (which registers the jsii assembly with the
+kernel, the only part of the ``__init__`` that matters at run time), and then imports a submodule
+only when it is first used::
+
+    from constructs.core.bindings import aws
+
+    aws.vpc.Vpc(self, "vpc", cidr_block="10.0.0.0/16")
+
+The result is byte-identical to importing the bindings the usual way: ``bench/synth.py`` (``make bench``)
+synthesizes both ways, measures the difference and fails when the outputs differ. Set
+``ML_PLATFORM_IMPORT_MODE=naive`` to load the packages the usual way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from types import ModuleType
+
+IMPORT_MODE_ENV = "ML_PLATFORM_IMPORT_MODE"
+
+
+def _naive_mode() -> bool:
+    mode = os.environ.get(IMPORT_MODE_ENV, "fast")
+    if mode not in ("fast", "naive"):
+        raise ValueError(f"{IMPORT_MODE_ENV}={mode!r} is not supported: use 'fast' (default) or 'naive'")
+    return mode == "naive"
+
+
+def _load_package(package: str) -> ModuleType:
+    """Return the provider package, registered in ``sys.modules`` with its assembly loaded."""
+    if package in sys.modules:
+        return sys.modules[package]
+    if _naive_mode():
+        return importlib.import_module(package)
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.submodule_search_locations is None:
+        raise ModuleNotFoundError(f"provider bindings {package!r} are not installed: pip install -r requirements.txt")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before anything else so that `import package.submodule` finds a parent package
+    # and never executes the real __init__.py.
+    sys.modules[package] = module
+    try:
+        importlib.import_module(f"{package}._jsii")
+    except BaseException:
+        del sys.modules[package]
+        raise
+    return module
+
+
+class ProviderBindings:
+    """A provider package whose submodules are imported on first attribute access.
+
+    ``aws.s3_bucket`` is ``cdktf_cdktf_provider_aws.s3_bucket``; the attribute name is the
+    Terraform resource or data source type without its provider prefix.
+    """
+
+    def __init__(self, package: str) -> None:
+        self._package = package
+
+    def __getattr__(self, submodule: str) -> ModuleType:
+        if submodule.startswith("_"):
+            raise AttributeError(submodule)
+        _load_package(self._package)
+        module = importlib.import_module(f"{self._package}.{submodule}")
+        # Cache on the instance so later lookups skip __getattr__ entirely.
+        setattr(self, submodule, module)
+        return module
+
+    def __repr__(self) -> str:
+        return f"ProviderBindings({self._package!r})"
+
+
+aws = ProviderBindings("cdktf_cdktf_provider_aws")
+helm = ProviderBindings("cdktf_cdktf_provider_helm")
+kubernetes = ProviderBindings("cdktf_cdktf_provider_kubernetes")

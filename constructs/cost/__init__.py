@@ -1,0 +1,1 @@
+"""Cost controls: the environment's monthly budget."""

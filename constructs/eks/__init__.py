@@ -1,0 +1,1 @@
+"""EKS for ML workloads: cluster, CPU and GPU node groups, add-ons, system components and IRSA."""

@@ -1,0 +1,208 @@
+"""Per-environment settings of the EKS cluster and its node groups."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import date
+from typing import Annotated, Literal, Self
+
+from constructs.core.errors import FieldError, require, require_field
+from constructs.core.instance_types import NVIDIA_GPU_INSTANCES, Ec2InstanceType, NvidiaGpuInstanceType, is_accelerated
+from constructs.core.settings import LogRetentionDays, Settings, choice, predicate, unique
+from constructs.eks.releases import (
+    DEFAULT_KUBERNETES_VERSION,
+    KUBERNETES_RELEASES,
+    KubernetesRelease,
+    supported_versions,
+)
+from pydantic import Field, model_validator
+
+LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
+REQUIRED_LOG_TYPES: tuple[LogType, ...] = ("api", "audit", "authenticator")
+_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+_CIDRS_ALLOWED = "specific IPv4 CIDR blocks such as '203.0.113.0/24' (never 0.0.0.0/0; prefix /8 or longer)"
+
+
+def _specific_cidr(value: str) -> bool:
+    try:
+        return ipaddress.IPv4Network(value, strict=True).prefixlen >= 8
+    except (ValueError, TypeError):
+        return False
+
+
+SpecificCidr = Annotated[str, predicate(_specific_cidr, _CIDRS_ALLOWED)]
+RoleArn = Annotated[
+    str,
+    predicate(
+        lambda value: bool(_ROLE_ARN.fullmatch(value)),
+        "IAM role ARNs such as 'arn:aws:iam::123456789012:role/PlatformAdmins'",
+    ),
+]
+
+
+class EksNodeGroupSettings(Settings):
+    """Per-environment shape of a managed node group (the CPU group for serving and system pods).
+
+    instance_types: EC2 instance types of similar size (cluster-autoscaler assumes one shape per group).
+    min_size, max_size: bounds cluster-autoscaler scales within.
+    desired_size: size at creation; afterwards cluster-autoscaler owns it (Terraform ignores drift).
+    capacity_type: ``"ON_DEMAND"`` or ``"SPOT"`` (up to 90% cheaper, can be reclaimed at 2 minutes' notice).
+    disk_size_gib: root volume size (gp3, encrypted with the data key), 20-2000 GiB.
+    """
+
+    instance_types: Annotated[tuple[Ec2InstanceType, ...], Field(min_length=1)] = ("m6i.xlarge",)
+    min_size: Annotated[int, Field(ge=0, le=100)] = 2
+    max_size: Annotated[int, Field(ge=1, le=100)] = 6
+    desired_size: Annotated[int, Field(ge=0, le=100)] = 2
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    disk_size_gib: Annotated[int, Field(ge=20, le=2000)] = 50
+
+    @model_validator(mode="after")
+    def _sizes_fit(self) -> Self:
+        require_field(
+            self.min_size <= self.max_size, "min_size", self.min_size, f"a value <= max_size ({self.max_size})"
+        )
+        require_field(
+            self.min_size <= self.desired_size <= self.max_size,
+            "desired_size",
+            self.desired_size,
+            f"a value from min_size ({self.min_size}) to max_size ({self.max_size})",
+        )
+        return self
+
+
+class EksGpuNodeGroupSettings(EksNodeGroupSettings):
+    """Per-environment shape of the GPU node group.
+
+    Same fields as :class:`EksNodeGroupSettings`, with GPU defaults: g5 instances with one NVIDIA A10G each,
+    scaled from zero (``min_size`` 0) so an idle platform pays for no GPU, on Spot unless the environment asks
+    for On-Demand. Every instance type must be an NVIDIA x86_64 type, all with the same number of GPUs (one
+    node shape per group: cluster-autoscaler builds one node template per group).
+    """
+
+    instance_types: Annotated[tuple[NvidiaGpuInstanceType, ...], Field(min_length=1)] = ("g5.xlarge", "g5.2xlarge")
+    min_size: Annotated[int, Field(ge=0, le=100)] = 0
+    max_size: Annotated[int, Field(ge=1, le=100)] = 4
+    desired_size: Annotated[int, Field(ge=0, le=100)] = 0
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "SPOT"
+    disk_size_gib: Annotated[int, Field(ge=20, le=2000)] = 100
+
+    @model_validator(mode="after")
+    def _one_node_shape(self) -> Self:
+        require_field(
+            len({NVIDIA_GPU_INSTANCES[t].gpus for t in self.instance_types}) == 1,
+            "instance_types",
+            self.instance_types,
+            "instance types with the same number of GPUs (one node shape per group)",
+        )
+        return self
+
+    @property
+    def gpus_per_instance(self) -> int:
+        """NVIDIA GPUs on each node of the group."""
+        return NVIDIA_GPU_INSTANCES[self.instance_types[0]].gpus
+
+
+class EksClusterSettings(Settings):
+    """Per-environment settings of the EKS cluster and its node groups.
+
+    kubernetes_version: a key of ``KUBERNETES_RELEASES``, which pins the matching add-on versions. The cluster
+      checks it against the EKS calendar when it is synthesized (see :meth:`require_supported_on`), not here:
+      the matrix is validated whenever it is loaded, and a value that expires on a date must still be
+      correctable with an override on that date.
+    public_access_cidrs: source ranges allowed to reach a public API endpoint. Empty (the default) means no
+      public endpoint at all; the private endpoint is always on. Listing CIDRs (never 0.0.0.0/0) turns the
+      public endpoint on for exactly those, where the matrix allows it.
+    private_access_cidrs: networks outside the VPC (VPN, peered CI) that may reach the private endpoint on 443,
+      in addition to the VPC itself.
+    log_types: control-plane logs sent to CloudWatch; at least api, audit and authenticator.
+    log_retention_days: retention of the control-plane log group (a CloudWatch Logs retention value).
+    admin_role_arns: IAM roles given cluster-admin through EKS access entries.
+    deployer_admin_access: give the principal that runs ``cdktf deploy`` cluster-admin through an access entry
+      Terraform manages (needed to install the in-cluster components in the same run); turn off if that
+      principal's role is already listed in ``admin_role_arns``.
+    in_cluster_components: manage what lives inside the cluster (the Kubernetes and Helm providers, the default
+      StorageClass, the IRSA service accounts and the Helm releases). Those resources are created through the
+      cluster's API endpoint, which is private: only a machine that reaches it can apply them. False
+      synthesizes only the AWS side (control plane, access entries, OIDC provider, node groups, EKS add-ons,
+      every IRSA role), which applies from anywhere: the first deploy of an environment, before its VPC exists
+      (docs/eks.md, "First deploy and teardown"). Never switch it off while the state still holds in-cluster
+      resources: Terraform would plan their deletion without the cluster's provider configuration.
+    support_type: ``"STANDARD"`` (EKS upgrades the control plane when standard support ends; no
+      extended-support fee) or ``"EXTENDED"`` (stay on the version, at six times the hourly price).
+    storage_reclaim_policy: what happens to an EBS volume when its claim is deleted (``Retain`` or ``Delete``).
+    cpu_node_group: the On-Demand/Spot CPU group for system and serving pods (at least one node).
+    gpu_node_group: the GPU group, or None where the environment has no GPUs.
+    """
+
+    kubernetes_version: Annotated[str, choice(KUBERNETES_RELEASES)] = DEFAULT_KUBERNETES_VERSION
+    public_access_cidrs: tuple[SpecificCidr, ...] = ()
+    private_access_cidrs: tuple[SpecificCidr, ...] = ()
+    log_types: tuple[LogType, ...] = REQUIRED_LOG_TYPES
+    log_retention_days: LogRetentionDays = 90
+    admin_role_arns: tuple[RoleArn, ...] = ()
+    deployer_admin_access: bool = True
+    in_cluster_components: bool = True
+    support_type: Literal["STANDARD", "EXTENDED"] = "STANDARD"
+    storage_reclaim_policy: Literal["Retain", "Delete"] = "Retain"
+    cpu_node_group: EksNodeGroupSettings = Field(default_factory=EksNodeGroupSettings)
+    gpu_node_group: EksGpuNodeGroupSettings | None = None
+
+    @model_validator(mode="after")
+    def _access_and_logs(self) -> Self:
+        missing = [t for t in REQUIRED_LOG_TYPES if t not in self.log_types]
+        require_field(not missing, "log_types", self.log_types, f"a list that includes {REQUIRED_LOG_TYPES}")
+        unique(self.admin_role_arns, "admin_role_arns", "ARN (one access entry per principal)")
+        require_field(
+            self.deployer_admin_access or bool(self.admin_role_arns),
+            "deployer_admin_access",
+            self.deployer_admin_access,
+            "True, or False with admin_role_arns listing the deploying role (it installs in-cluster components)",
+        )
+        return self
+
+    @model_validator(mode="after")
+    def _cpu_group_runs_the_system(self) -> Self:
+        group = self.cpu_node_group
+        if isinstance(group, EksGpuNodeGroupSettings):
+            raise FieldError("cpu_node_group", group, "an EksNodeGroupSettings (GPU nodes belong in gpu_node_group)")
+        # CoreDNS, the autoscaler and the load balancer controller run there: it never scales to zero.
+        require_field(group.min_size >= 1, "cpu_node_group.min_size", group.min_size, "a whole number from 1 to 100")
+        for instance_type in group.instance_types:
+            require_field(
+                not is_accelerated(instance_type),
+                "cpu_node_group.instance_types",
+                instance_type,
+                "non-GPU instance types (GPU nodes belong in gpu_node_group, behind its taint)",
+            )
+        return self
+
+    @property
+    def endpoint_public_access(self) -> bool:
+        """Whether the API endpoint is also public (only for ``public_access_cidrs``)."""
+        return bool(self.public_access_cidrs)
+
+    @property
+    def release(self) -> KubernetesRelease:
+        """The add-on and autoscaler versions pinned for ``kubernetes_version``."""
+        return KUBERNETES_RELEASES[self.kubernetes_version]
+
+    def require_supported_on(self, day: date, where: str) -> None:
+        """Reject a ``kubernetes_version`` EKS no longer runs on ``day`` under ``support_type``.
+
+        When standard support ends EKS upgrades a ``STANDARD`` cluster by itself (and any cluster when extended
+        support ends); from then on every plan would try to take it back a minor version, which EKS refuses.
+        Failing synthesis first says which versions are still possible.
+        """
+        allowed = supported_versions(day, self.support_type)
+        if allowed:
+            expected = f"a version EKS supports with support_type {self.support_type!r} on {day}: {allowed}"
+            if self.support_type == "STANDARD":
+                expected += " (or support_type 'EXTENDED', at the extended-support price)"
+        else:
+            expected = (
+                f"a version in EKS {self.support_type.lower()} support on {day}; none in KUBERNETES_RELEASES is,"
+                " so add the next Kubernetes minor (docs/eks.md, Upgrades)"
+            )
+        require(self.kubernetes_version in allowed, where, "kubernetes_version", self.kubernetes_version, expected)

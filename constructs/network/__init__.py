@@ -1,0 +1,1 @@
+"""The platform's network: VPC, subnets, NAT, endpoints and flow logs."""

@@ -1,0 +1,227 @@
+"""The whole ML platform of one environment, composed from the feature constructs.
+
+The environment's configuration arrives unchanged (anything shaped like :class:`PlatformConfig`, which the
+environment model of ``stacks/`` is); this module decides only which feature gets which section and which
+resources of one feature another one uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from cdktf import TerraformOutput
+from constructs import Construct
+from constructs.core.bindings import aws
+from constructs.core.context import PlatformContext
+from constructs.cost.budget import CostBudget, CostBudgetProps
+from constructs.cost.settings import BudgetSettings
+from constructs.eks.platform import EksPlatform, EksPlatformProps
+from constructs.eks.settings import EksClusterSettings
+from constructs.network.network import PlatformNetwork, PlatformNetworkProps
+from constructs.network.settings import NetworkSettings
+from constructs.sagemaker.endpoint import SageMakerEndpoint, SageMakerEndpointProps
+from constructs.sagemaker.settings import SageMakerEndpointSettings, SageMakerTrainingSettings
+from constructs.sagemaker.training import SageMakerTraining, SageMakerTrainingProps
+from constructs.storage.keys import PlatformKeys, PlatformKeysProps
+from constructs.storage.ml_storage import MlStorage, MlStorageProps
+from constructs.storage.settings import PlatformKeysSettings, StorageSettings
+from constructs.training.cluster import GpuTrainingCluster, GpuTrainingClusterProps
+from constructs.training.settings import GpuTrainingClusterSettings
+
+
+class PlatformConfig(Protocol):
+    """What the platform needs to know about one environment: its names, its tags and one section per feature.
+
+    A section that is None builds nothing of that feature.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def name_prefix(self) -> str: ...
+
+    @property
+    def resource_tags(self) -> Mapping[str, str]: ...
+
+    @property
+    def network(self) -> NetworkSettings: ...
+
+    @property
+    def keys(self) -> PlatformKeysSettings: ...
+
+    @property
+    def storage(self) -> StorageSettings: ...
+
+    @property
+    def budget(self) -> BudgetSettings: ...
+
+    @property
+    def eks(self) -> EksClusterSettings | None: ...
+
+    @property
+    def training(self) -> GpuTrainingClusterSettings | None: ...
+
+    @property
+    def sagemaker(self) -> SageMakerEndpointSettings | None: ...
+
+    @property
+    def sagemaker_training(self) -> SageMakerTrainingSettings | None: ...
+
+
+class MlPlatform(Construct):
+    """One environment's ML platform: network, keys, data storage, compute and cost controls.
+
+    The platform's endpoints and names are exposed as Terraform outputs, so ``cdktf output`` (or a
+    CI job) can hand them to users and tools.
+    """
+
+    def __init__(self, scope: Construct, id: str, config: PlatformConfig) -> None:
+        super().__init__(scope, id)
+        self.config = config
+        identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "account")
+        region = aws.data_aws_region.DataAwsRegion(self, "region")
+        partition = aws.data_aws_partition.DataAwsPartition(self, "partition")
+        self.context = PlatformContext(
+            environment=config.name,
+            name_prefix=config.name_prefix,
+            account_id=identity.account_id,
+            region=region.name,
+            partition=partition.partition,
+            owner_tags=config.resource_tags,
+        )
+        c = self.context
+
+        self.keys = PlatformKeys(self, "keys", PlatformKeysProps(context=c, settings=config.keys))
+        self.network = PlatformNetwork(
+            self,
+            "network",
+            PlatformNetworkProps(
+                context=c,
+                settings=config.network,
+                logs_key=self.keys.logs,
+                # The EKS cluster is named after the name prefix; its subnets carry its discovery tag.
+                eks_cluster_name=c.name_prefix,
+            ),
+        )
+        self.storage = MlStorage(
+            self, "storage", MlStorageProps(context=c, data_key=self.keys.data, settings=config.storage)
+        )
+        self.budget = CostBudget(self, "budget", CostBudgetProps(context=c, settings=config.budget))
+        self.training: GpuTrainingCluster | None = None
+        if config.training is not None:
+            # A cluster placement group lives in one AZ, so the cluster uses the first private subnet only.
+            self.training = GpuTrainingCluster(
+                self,
+                "training",
+                GpuTrainingClusterProps(
+                    name=f"{c.name_prefix}-training",
+                    settings=config.training,
+                    context=c,
+                    vpc_id=self.network.vpc.id,
+                    subnet_id=self.network.private_subnet_ids[0],
+                    data_key=self.keys.data,
+                    logs_key=self.keys.logs,
+                    training_data=self.storage.training_data,
+                    checkpoints=self.storage.checkpoints,
+                    artifacts=self.storage.model_artifacts,
+                    keys=config.keys,
+                ),
+            )
+        self.eks: EksPlatform | None = None
+        if config.eks is not None:
+            self.eks = EksPlatform(
+                self,
+                "eks",
+                EksPlatformProps(
+                    context=c,
+                    settings=config.eks,
+                    vpc_id=self.network.vpc.id,
+                    vpc_cidr=config.network.vpc_cidr,
+                    subnet_ids=self.network.private_subnet_ids,
+                    data_key=self.keys.data,
+                    secrets_key=self.keys.eks_secrets,
+                    logs_key=self.keys.logs,
+                ),
+            )
+        self._sagemaker(config)
+        self._outputs()
+
+    def _sagemaker(self, config: PlatformConfig) -> None:
+        c = self.context
+        self.sagemaker: SageMakerEndpoint | None = None
+        if config.sagemaker is not None:
+            self.sagemaker = SageMakerEndpoint(
+                self,
+                "sagemaker",
+                SageMakerEndpointProps(
+                    context=c,
+                    settings=config.sagemaker,
+                    model_artifacts=self.storage.model_artifacts,
+                    data_key=self.keys.data,
+                    logs_key=self.keys.logs,
+                    vpc=self.network.vpc,
+                    private_subnets=tuple(self.network.private_subnets),
+                ),
+            )
+        self.sagemaker_training: SageMakerTraining | None = None
+        if config.sagemaker_training is not None:
+            self.sagemaker_training = SageMakerTraining(
+                self,
+                "sagemaker-training",
+                SageMakerTrainingProps(
+                    context=c,
+                    settings=config.sagemaker_training,
+                    training_data=self.storage.training_data,
+                    checkpoints=self.storage.checkpoints,
+                    model_artifacts=self.storage.model_artifacts,
+                    data_key=self.keys.data,
+                    vpc=self.network.vpc,
+                    private_subnets=tuple(self.network.private_subnets),
+                ),
+            )
+
+    def _outputs(self) -> None:
+        outputs: dict[str, tuple[object, str]] = {
+            "vpc_id": (self.network.vpc.id, "VPC of the platform"),
+            "private_subnet_ids": (self.network.private_subnet_ids, "Private subnets, one per AZ"),
+            "training_data_bucket": (self.storage.training_data.name, "S3 bucket for training datasets"),
+            "model_artifacts_bucket": (self.storage.model_artifacts.name, "S3 bucket for trained model artifacts"),
+            "checkpoints_bucket": (self.storage.checkpoints.name, "S3 bucket for training checkpoints"),
+            "mlflow_artifacts_bucket": (self.storage.mlflow_artifacts.name, "S3 bucket for MLflow artifacts"),
+            "data_kms_key_arn": (self.keys.data.arn, "KMS key encrypting the platform's data"),
+        }
+        if self.training is not None:
+            outputs["gpu_training_asg_name"] = (self.training.asg.name, "GPU training cluster: scale it to run jobs")
+            outputs["gpu_training_launch_template_id"] = (
+                self.training.launch_template.id,
+                "Launch template of the GPU training nodes",
+            )
+            outputs["gpu_training_events_topic_arn"] = (
+                self.training.topic.arn,
+                "SNS topic for spot interruptions and idle shutdowns of the GPU training cluster",
+            )
+        if self.eks is not None:
+            outputs["eks_cluster_name"] = (self.eks.cluster.cluster.name, "EKS cluster (aws eks update-kubeconfig)")
+            outputs["eks_cluster_endpoint"] = (self.eks.cluster.endpoint, "Kubernetes API endpoint of the EKS cluster")
+            outputs["eks_oidc_provider_arn"] = (self.eks.cluster.oidc_provider.arn, "IAM OIDC provider for IRSA roles")
+        if self.sagemaker is not None:
+            outputs["sagemaker_endpoint_name"] = (
+                self.sagemaker.endpoint_name,
+                "SageMaker endpoint (InService once sagemaker.model_version names a published model)",
+            )
+            outputs["sagemaker_image_repository_url"] = (
+                self.sagemaker.image_repository.repository_url,
+                "ECR repository for the platform's serving images",
+            )
+        if self.sagemaker_training is not None:
+            outputs["sagemaker_training_job_spec"] = (
+                self.sagemaker_training.job_spec,
+                "CreateTrainingJob request: aws sagemaker create-training-job --cli-input-json <this> "
+                "--training-job-name <name>",
+            )
+        for name, (value, description) in outputs.items():
+            output = TerraformOutput(self, name, value=value, description=description)
+            # Plain names, so `terraform output -raw training_data_bucket` works without a hash suffix.
+            output.override_logical_id(name)

@@ -1,0 +1,1 @@
+"""The security policy pack: rules over the final synthesized JSON, run as one Aspect per stack."""

@@ -1,0 +1,66 @@
+"""The local AWS emulator switch: which AWS APIs the platform calls, and the provider settings that send them
+to an emulator on the loopback interface instead of AWS.
+
+Plain data, no jsii and no provider binding: the stack turns it into the AWS provider's arguments, and the
+test launcher of the emulator (``tests/support/emulator``) reads the same service list, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+LOOPBACK_ENDPOINT = re.compile(r"^http://(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$")
+"""An http URL on the loopback interface, such as ``http://127.0.0.1:4566``."""
+
+# The `endpoints` keys of the hashicorp/aws 5.100.0 provider for every AWS API the platform calls. Each
+# service has exactly one key: the provider also accepts aliases (eventbridge/cloudwatchevents for events,
+# applicationautoscaling for appautoscaling, cloudwatchlogs for logs, elasticloadbalancingv2 for elbv2), but
+# when several equivalent keys are set it silently keeps the first, so aliases only add ambiguity.
+# Verified with `terraform providers schema -json` against the offline 5.100.0 provider.
+EMULATED_SERVICES: tuple[str, ...] = (
+    "appautoscaling",
+    "autoscaling",
+    "budgets",
+    "cloudwatch",
+    "dynamodb",
+    "ec2",
+    "ecr",
+    "eks",
+    "elbv2",
+    "events",
+    "iam",
+    "kms",
+    "lambda",
+    "logs",
+    "route53",
+    "s3",
+    "sagemaker",
+    "sns",
+    "sqs",
+    "ssm",
+    "sts",
+)
+
+EMULATOR_CREDENTIALS = {"access_key": "test", "secret_key": "test"}
+"""Credentials an emulator accepts; requests signed with access key ``test`` land in moto's default account."""
+
+
+def emulator_provider_arguments(endpoint: str) -> dict[str, Any]:
+    """AWS provider arguments, in Terraform's names, that send every call to the emulator at ``endpoint``.
+
+    ``endpoints`` is one block mapping each service of :data:`EMULATED_SERVICES` to ``endpoint``.
+    """
+    return {
+        **EMULATOR_CREDENTIALS,
+        "skip_credentials_validation": True,
+        "skip_metadata_api_check": "true",
+        # The account id is requested (sts:GetCallerIdentity, answered by the emulator): without it
+        # the provider reads same-account references, such as a security group rule's referenced
+        # group, as cross-account "<account>/<id>" and plans to change them on every run.
+        "skip_region_validation": True,
+        "s3_use_path_style": True,
+        # An emulator answers unimplemented actions with HTTP 500; the default retries take 10+ minutes.
+        "max_retries": 3,
+        "endpoints": [dict.fromkeys(EMULATED_SERVICES, endpoint)],
+    }

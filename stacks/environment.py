@@ -1,0 +1,237 @@
+"""The environment model: what one environment of the platform is, and the rules between its sections and
+between environments.
+
+Each section is a feature's own settings model (``constructs/<feature>/settings.py``), which holds that
+section's field limits. The rules here are the ones no single section can check: an environment without
+GPUs has no GPU instance type anywhere, a multi-AZ environment has a NAT gateway per zone, a protected
+environment keeps its data, and environments' VPC blocks do not overlap.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Annotated, Any, Self
+
+from constructs.core.context import OWNER_TAG_KEYS
+from constructs.core.errors import ConfigurationError, require, require_field
+from constructs.core.instance_types import is_accelerated
+from constructs.core.settings import Settings, choice, matches
+from constructs.cost.settings import BudgetSettings
+from constructs.eks.settings import EksClusterSettings
+from constructs.network.settings import NetworkSettings
+from constructs.sagemaker.settings import SageMakerEndpointSettings, SageMakerTrainingSettings
+from constructs.storage.settings import PlatformKeysSettings, StorageSettings
+from constructs.training.settings import GpuTrainingClusterSettings
+from pydantic import BaseModel, model_validator
+
+# Regions the platform is tested against; extend deliberately (each needs g5/p-family capacity).
+SUPPORTED_REGIONS: tuple[str, ...] = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "eu-west-1",
+    "eu-central-1",
+    "eu-north-1",
+    "ap-northeast-1",
+    "ap-southeast-2",
+)
+_NAME_PART = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+# Environments holding production data: an override cannot switch their protection off.
+PROTECTED_ENVIRONMENTS = ("prod",)
+# Set while overrides are applied one at a time: the rules across sections run once all of them are in.
+_deferring_cross_section_rules: ContextVar[bool] = ContextVar("deferring_cross_section_rules", default=False)
+
+
+@contextmanager
+def cross_section_rules_deferred() -> Iterator[None]:
+    """Within this block, building an :class:`EnvironmentConfig` checks each section but not the rules between them."""
+    token = _deferring_cross_section_rules.set(True)
+    try:
+        yield
+    finally:
+        _deferring_cross_section_rules.reset(token)
+
+
+TagValue = Annotated[
+    str,
+    matches(
+        r"[\w\s+\-=.:/@]{1,256}",
+        "a non-empty tag value of letters, digits, spaces and + - = . _ : / @ (at most 256)",
+    ),
+]
+
+
+class OwnerTags(Settings):
+    """Cost-attribution tags put on every resource (with ``environment``).
+
+    team: owning team; cost_center: finance cost center; project: project or product name (it also starts
+    every resource name: ``<project>-<environment>``).
+    """
+
+    team: TagValue
+    cost_center: TagValue
+    project: TagValue
+
+
+EnvironmentName = Annotated[str, matches(r"[a-z][a-z0-9]{0,15}", "1-16 lowercase letters and digits")]
+
+
+def where(environment: str) -> str:
+    """How errors name an environment."""
+    return f"environment '{environment}'"
+
+
+class EnvironmentConfig(Settings):
+    """One environment of the platform.
+
+    name: the stack name (dev, staging, prod).
+    region: AWS region of every resource of the environment.
+    gpu_enabled: whether GPU (and other accelerated) instance types may appear anywhere in it.
+    multi_az: production-grade availability: a NAT gateway per AZ and workloads spread over >= 3 AZs.
+    protected: the environment holds data that must survive ``terraform destroy``: the security pack (rule
+      PROT-1) requires deletion protection on every stateful resource, and the storage and key settings must
+      protect data (prevent_destroy, a 30-day key deletion window).
+    tags: owner tags for cost attribution.
+    network, keys, storage, budget: the feature sections (see each settings class).
+    eks: the EKS cluster for ML workloads (named after ``name_prefix``), or None for none.
+    training: the GPU training cluster, or None for an environment without one.
+    sagemaker: SageMaker serving (endpoint, image repository, alarms), or None for none.
+    sagemaker_training: SageMaker training jobs' role and job specification, or None for none.
+    """
+
+    name: EnvironmentName
+    region: Annotated[str, choice(SUPPORTED_REGIONS)]
+    gpu_enabled: bool
+    multi_az: bool
+    protected: bool
+    tags: OwnerTags
+    network: NetworkSettings
+    keys: PlatformKeysSettings
+    storage: StorageSettings
+    budget: BudgetSettings
+    eks: EksClusterSettings | None
+    training: GpuTrainingClusterSettings | None
+    sagemaker: SageMakerEndpointSettings | None
+    sagemaker_training: SageMakerTrainingSettings | None
+
+    @classmethod
+    def _where(cls, data: dict[str, Any]) -> str:
+        return where(str(data.get("name")))
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix of resource names: ``<project>-<environment>``."""
+        return f"{self.tags.project}-{self.name}"
+
+    @property
+    def resource_tags(self) -> dict[str, str]:
+        """The tag map every taggable resource carries."""
+        tags = {"environment": self.name, **self.tags.model_dump()}
+        return {key: tags[key] for key in OWNER_TAG_KEYS}
+
+    @model_validator(mode="after")
+    def _names_are_resource_names(self) -> Self:
+        # The project tag starts every resource name (buckets, roles, the cluster, the endpoint): it must be a
+        # name as well as a tag value.
+        require_field(
+            bool(_NAME_PART.fullmatch(self.tags.project)),
+            "tags.project",
+            self.tags.project,
+            "lowercase letters, digits and single hyphens, such as 'mlp' (it starts every resource name: "
+            "<project>-<environment>)",
+        )
+        return self
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> Self:
+        if _deferring_cross_section_rules.get():
+            return self
+        if not self.gpu_enabled:
+            for path, value in leaves(self):
+                if "instance_type" in path.rsplit(".", 1)[-1]:
+                    types = value if isinstance(value, tuple) else (value,)
+                    require_field(
+                        not any(isinstance(t, str) and is_accelerated(t) for t in types),
+                        path,
+                        value,
+                        f"non-GPU instance types only (gpu_enabled is False for {self.name})",
+                    )
+        if self.multi_az:
+            require_field(
+                self.network.nat_gateways == "per_az",
+                "network.nat_gateways",
+                self.network.nat_gateways,
+                "'per_az' when multi_az is True (a single NAT gateway is a single point of failure)",
+            )
+            require_field(
+                self.network.az_count >= 3, "network.az_count", self.network.az_count, "3 or more when multi_az is True"
+            )
+        if self.protected:
+            self._protects_data()
+        return self
+
+    def _protects_data(self) -> None:
+        require_field(
+            self.storage.prevent_destroy,
+            "storage.prevent_destroy",
+            self.storage.prevent_destroy,
+            "True when protected is True (Terraform must never destroy protected data)",
+        )
+        require_field(
+            self.keys.deletion_window_days == 30,
+            "keys.deletion_window_days",
+            self.keys.deletion_window_days,
+            "30 when protected is True (the longest window to cancel a key deletion)",
+        )
+        if self.eks is not None:
+            require_field(
+                not self.eks.public_access_cidrs,
+                "eks.public_access_cidrs",
+                self.eks.public_access_cidrs,
+                "empty when protected is True (a protected environment's Kubernetes API stays private)",
+            )
+
+
+def leaves(model: BaseModel, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, value) of every field of ``model`` that is not itself settings, recursively.
+
+    A tuple of settings (SageMaker variants) is walked item by item (``sagemaker.variants[0].name``).
+    """
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        child = f"{path}.{name}" if path else name
+        if isinstance(value, BaseModel):
+            yield from leaves(value, child)
+        elif isinstance(value, tuple) and value and all(isinstance(item, BaseModel) for item in value):
+            for index, item in enumerate(value):
+                yield from leaves(item, f"{child}[{index}]")
+        else:
+            yield child, value
+
+
+def validate_matrix(configs: Mapping[str, EnvironmentConfig]) -> None:
+    """Rules across environments: names match keys, production stays protected, VPC blocks do not overlap.
+
+    VPC blocks must not overlap so that environments can be peered (or share a transit gateway) later.
+    """
+    for key, config in configs.items():
+        require(config.name == key, where(key), "name", config.name, f"the matrix key {key!r}")
+    for key in PROTECTED_ENVIRONMENTS:
+        if key in configs:
+            require(configs[key].protected, where(key), "protected", configs[key].protected, "True (production data)")
+    seen: list[tuple[str, ipaddress.IPv4Network]] = []
+    for key, config in configs.items():
+        block = ipaddress.IPv4Network(config.network.vpc_cidr)
+        for other_key, other in seen:
+            if block.overlaps(other):
+                raise ConfigurationError(
+                    where(key),
+                    "network.vpc_cidr",
+                    config.network.vpc_cidr,
+                    f"a block that does not overlap {other_key}'s {other}",
+                )
+        seen.append((key, block))

@@ -1,0 +1,271 @@
+"""The environment matrix: everything that differs between dev, staging and prod, in one place.
+
+This is the file an operator edits. Each environment is an :class:`~stacks.environment.EnvironmentConfig`
+whose sections are the feature constructs' own settings models, so a value here is exactly what the feature
+receives; unset fields keep the defaults documented on each settings class. Every value is validated when
+this module is imported (field limits) and when the matrix is loaded (rules across sections and
+environments); ``make check-config`` does both without synthesizing.
+
+Values can also be overridden without editing this file, through ``ML_PLATFORM_OVERRIDES`` (inline JSON) or
+``ML_PLATFORM_OVERRIDES_FILE`` (a JSON file), keyed by environment and dotted field path (see
+:mod:`stacks.overrides`)::
+
+    ML_PLATFORM_OVERRIDES='{"staging": {"network.az_count": 2, "budget.monthly_limit_usd": 900}}'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from constructs.cost.settings import BudgetSettings
+from constructs.eks.settings import EksClusterSettings, EksGpuNodeGroupSettings, EksNodeGroupSettings
+from constructs.network.settings import NetworkSettings
+from constructs.sagemaker.settings import (
+    DEFAULT_CONTAINER_ENVIRONMENT,
+    InstanceVariantSettings,
+    SageMakerEndpointSettings,
+    SageMakerTrainingSettings,
+    ServerlessVariantSettings,
+)
+from constructs.storage.settings import PlatformKeysSettings, StorageSettings
+from constructs.training.settings import GpuTrainingClusterSettings
+
+from stacks.environment import EnvironmentConfig, OwnerTags
+
+_OWNERS = OwnerTags(team="ml-platform", cost_center="cc-4711", project="mlp")
+_ALERTS = ("ml-platform-alerts@example.com",)
+
+MATRIX: Mapping[str, EnvironmentConfig] = {
+    # Dev: cheapest shape that still exercises every code path; no GPUs; throw-away data.
+    "dev": EnvironmentConfig(
+        name="dev",
+        region="us-east-1",
+        gpu_enabled=False,
+        multi_az=False,
+        protected=False,
+        tags=_OWNERS,
+        network=NetworkSettings(
+            vpc_cidr="10.10.0.0/16",
+            az_count=2,
+            nat_gateways="single",
+            interface_endpoints=(),
+            flow_log_retention_days=14,
+        ),
+        keys=PlatformKeysSettings(deletion_window_days=7),
+        storage=StorageSettings(
+            force_destroy=True,
+            prevent_destroy=False,
+            checkpoint_expiry_days=7,
+            backup_retention_days=31,
+            access_logging=False,
+        ),
+        budget=BudgetSettings(monthly_limit_usd=500, alert_emails=_ALERTS),
+        # A small CPU-only cluster. Its API endpoint is private as everywhere; an operator may open it
+        # to named CIDRs with an override of eks.public_access_cidrs (never in a protected environment).
+        eks=EksClusterSettings(
+            log_retention_days=14,
+            support_type="STANDARD",
+            storage_reclaim_policy="Delete",
+            cpu_node_group=EksNodeGroupSettings(
+                instance_types=("t3.large", "m6i.large"),
+                min_size=1,
+                max_size=3,
+                desired_size=1,
+                capacity_type="ON_DEMAND",
+                disk_size_gib=50,
+            ),
+            gpu_node_group=None,
+        ),
+        # No GPUs in dev: training code is exercised in staging.
+        training=None,
+        # Serverless serving: nothing runs (or bills) between requests; cold starts are fine in dev.
+        # No VPC, network isolation or data capture: Serverless Inference supports none of them.
+        sagemaker=SageMakerEndpointSettings(
+            variants=(ServerlessVariantSettings(memory_size_in_mb=2048, max_concurrency=5),),
+            # One model-server worker per serverless container, as SageMaker recommends.
+            container_environment=(*DEFAULT_CONTAINER_ENVIRONMENT, ("SAGEMAKER_MODEL_SERVER_WORKERS", "1")),
+            network_isolation=False,
+            vpc=False,
+            data_capture_percentage=None,
+            min_instance_count=1,
+            max_instance_count=1,
+            log_retention_days=14,
+            image_keep_count=10,
+            untagged_image_expiry_days=3,
+            image_force_delete=True,
+        ),
+        # CPU training on spot capacity: exercises the job specification without GPU cost.
+        sagemaker_training=SageMakerTrainingSettings(
+            instance_type="ml.m5.xlarge",
+            volume_size_gb=50,
+            max_runtime_seconds=4 * 3600,
+            max_wait_seconds=8 * 3600,
+            vpc=False,
+        ),
+    ),
+    # Staging: production's configuration at a smaller scale, so a change is proven before prod.
+    "staging": EnvironmentConfig(
+        name="staging",
+        region="us-east-1",
+        gpu_enabled=True,
+        multi_az=True,
+        protected=False,
+        tags=_OWNERS,
+        network=NetworkSettings(
+            vpc_cidr="10.20.0.0/16",
+            az_count=3,
+            nat_gateways="per_az",
+            interface_endpoints=("ecr.api", "ecr.dkr", "sts", "logs", "sagemaker.api", "sagemaker.runtime"),
+            flow_log_retention_days=30,
+        ),
+        keys=PlatformKeysSettings(deletion_window_days=14),
+        storage=StorageSettings(
+            force_destroy=False,
+            prevent_destroy=False,
+            checkpoint_expiry_days=14,
+            backup_retention_days=60,
+            access_logging=True,
+        ),
+        budget=BudgetSettings(monthly_limit_usd=3000, alert_emails=_ALERTS),
+        # Production's cluster shape; Spot GPU nodes, since a reclaimed node only costs a retried test.
+        eks=EksClusterSettings(
+            log_retention_days=30,
+            support_type="STANDARD",
+            storage_reclaim_policy="Delete",
+            cpu_node_group=EksNodeGroupSettings(
+                instance_types=("m6i.xlarge",),
+                min_size=2,
+                max_size=6,
+                desired_size=2,
+                capacity_type="ON_DEMAND",
+                disk_size_gib=50,
+            ),
+            gpu_node_group=EksGpuNodeGroupSettings(
+                instance_types=("g5.xlarge", "g5.2xlarge"),
+                min_size=0,
+                max_size=4,
+                desired_size=0,
+                capacity_type="SPOT",
+                disk_size_gib=100,
+            ),
+        ),
+        # Production's node types at a quarter of its size, all spot, and switched off every night.
+        training=GpuTrainingClusterSettings(
+            instance_types=("g5.12xlarge", "g6.12xlarge"),
+            max_size=2,
+            on_demand_base_capacity=0,
+            on_demand_percentage_above_base=0,
+            idle_minutes=30,
+            scale_to_zero_cron="0 20 * * *",
+            schedule_time_zone="America/New_York",
+            log_retention_days=30,
+            notification_emails=_ALERTS,
+        ),
+        # Production's serving shape with one instance (autoscaling to two) and full data capture.
+        sagemaker=SageMakerEndpointSettings(
+            variants=(InstanceVariantSettings(instance_type="ml.g5.xlarge", initial_instance_count=1),),
+            data_capture_percentage=100,
+            min_instance_count=1,
+            max_instance_count=2,
+            target_invocations_per_instance=100,
+            # A single instance cannot be split into a canary: all at once, baked, rolled back on alarms.
+            traffic_shifting="ALL_AT_ONCE",
+            wait_interval_seconds=600,
+            termination_wait_seconds=300,
+            log_retention_days=30,
+            image_keep_count=30,
+        ),
+        sagemaker_training=SageMakerTrainingSettings(
+            instance_type="ml.p3.8xlarge",
+            max_runtime_seconds=24 * 3600,
+            max_wait_seconds=48 * 3600,
+        ),
+    ),
+    # Prod: high availability, protected data, longest retention.
+    "prod": EnvironmentConfig(
+        name="prod",
+        region="us-east-1",
+        gpu_enabled=True,
+        multi_az=True,
+        protected=True,
+        tags=_OWNERS,
+        network=NetworkSettings(
+            vpc_cidr="10.30.0.0/16",
+            az_count=3,
+            nat_gateways="per_az",
+            interface_endpoints=("ecr.api", "ecr.dkr", "sts", "logs", "sagemaker.api", "sagemaker.runtime"),
+            flow_log_retention_days=365,
+        ),
+        keys=PlatformKeysSettings(deletion_window_days=30),
+        storage=StorageSettings(
+            force_destroy=False,
+            prevent_destroy=True,
+            checkpoint_expiry_days=30,
+            backup_retention_days=90,
+            access_logging=True,
+        ),
+        budget=BudgetSettings(monthly_limit_usd=20000, alert_emails=_ALERTS),
+        # On-Demand GPU nodes (serving must not be reclaimed), volumes kept after their claims, and
+        # extended support so EKS never force-upgrades production when standard support ends.
+        eks=EksClusterSettings(
+            # Every control-plane log: scheduler and controller-manager decisions matter in an incident.
+            log_types=("api", "audit", "authenticator", "controllerManager", "scheduler"),
+            log_retention_days=365,
+            support_type="EXTENDED",
+            storage_reclaim_policy="Retain",
+            cpu_node_group=EksNodeGroupSettings(
+                instance_types=("m6i.xlarge",),
+                min_size=2,
+                max_size=6,
+                desired_size=3,
+                capacity_type="ON_DEMAND",
+                disk_size_gib=50,
+            ),
+            gpu_node_group=EksGpuNodeGroupSettings(
+                instance_types=("g5.xlarge", "g5.2xlarge"),
+                min_size=0,
+                max_size=10,
+                desired_size=0,
+                capacity_type="ON_DEMAND",
+                disk_size_gib=100,
+            ),
+        ),
+        # On-demand: a synchronous data-parallel job stops when any one node is interrupted, so spot
+        # would put production runs' deadlines at risk; runs may last overnight, so no nightly stop.
+        training=GpuTrainingClusterSettings(
+            instance_types=("g5.12xlarge", "g6.12xlarge"),
+            max_size=8,
+            on_demand_base_capacity=0,
+            on_demand_percentage_above_base=100,
+            idle_minutes=60,
+            log_retention_days=365,
+            notification_emails=_ALERTS,
+        ),
+        # At least two instances spread over the private subnets' AZs, up to six under load; a new
+        # model version reaches one canary instance first and is rolled back if the alarms fire.
+        sagemaker=SageMakerEndpointSettings(
+            variants=(InstanceVariantSettings(instance_type="ml.g5.xlarge", initial_instance_count=2),),
+            data_capture_percentage=20,
+            min_instance_count=2,
+            max_instance_count=6,
+            target_invocations_per_instance=100,
+            traffic_shifting="CANARY",
+            canary_instance_count=1,
+            wait_interval_seconds=900,
+            termination_wait_seconds=900,
+            log_retention_days=365,
+            image_keep_count=100,
+            untagged_image_expiry_days=14,
+        ),
+        # Managed spot with S3 checkpoints: SageMaker resumes an interrupted job by itself.
+        sagemaker_training=SageMakerTrainingSettings(
+            instance_type="ml.p3.8xlarge",
+            max_runtime_seconds=72 * 3600,
+            max_wait_seconds=96 * 3600,
+        ),
+    ),
+}
+
+
+ENVIRONMENT_NAMES = tuple(MATRIX)
+"""The environments, in deployment order."""

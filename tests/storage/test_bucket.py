@@ -1,0 +1,100 @@
+"""SecureBucket: name rules, the key requirement, and how its lifecycle settings reach the bucket."""
+
+from __future__ import annotations
+
+import pytest
+from constructs.core.bindings import aws
+from constructs.core.checks import suppressions_of
+from constructs.core.errors import ConfigurationError
+from constructs.storage.bucket import SecureBucket, SecureBucketProps
+from constructs.storage.settings import BUCKET_NAME_ALLOWED, BucketLifecycle
+
+from tests.support.stacks import TinyStack
+from tests.support.synth_json import policy, resources
+
+
+# One name per kind of S3 naming rule; is_bucket_name's own tests (test_settings.py) cover each rule.
+@pytest.mark.parametrize("name", ["Upper-Case-Bucket", "a" * 64, "192.168.1.10", "two..dots", "xn--punycode"])
+def test_invalid_bucket_names_are_rejected(name) -> None:
+    tiny = TinyStack("bad")
+    with pytest.raises(
+        ConfigurationError, match=r"^bad/b: field 'bucket_name' = .* allowed: an S3 bucket name"
+    ) as caught:
+        SecureBucket(tiny.stack, "b", SecureBucketProps(bucket_name=name, kms_key=tiny.key))
+    assert caught.value.allowed == BUCKET_NAME_ALLOWED
+
+
+def test_account_token_counts_as_twelve_characters_in_the_name_check() -> None:
+    tiny = TinyStack("tok")
+    account = aws.data_aws_caller_identity.DataAwsCallerIdentity(tiny.stack, "id").account_id
+    # 51 + 12 = 63 characters: allowed; one more is not.
+    SecureBucket(tiny.stack, "ok", SecureBucketProps(bucket_name="b" * 50 + "-" + account, kms_key=tiny.key))
+    with pytest.raises(ConfigurationError, match=r"tok/long: field 'bucket_name'"):
+        SecureBucket(tiny.stack, "long", SecureBucketProps(bucket_name="b" * 51 + "-" + account, kms_key=tiny.key))
+
+
+def test_a_bucket_needs_a_key_unless_it_is_a_log_bucket() -> None:
+    tiny = TinyStack("nokey")
+    with pytest.raises(ConfigurationError, match=r"nokey/b: field 'kms_key'.*only an access-log bucket"):
+        SecureBucket(tiny.stack, "b", SecureBucketProps(bucket_name="some-bucket", kms_key=None))
+
+
+def test_only_the_sse_s3_log_bucket_carries_the_s3_2_suppression() -> None:
+    tiny = TinyStack()
+    logs = SecureBucket(
+        tiny.stack, "logs", SecureBucketProps(bucket_name="logs-b", kms_key=None, log_delivery_source_account="1")
+    )
+    data = SecureBucket(tiny.stack, "data", SecureBucketProps(bucket_name="data-b", kms_key=tiny.key))
+    (reason,) = suppressions_of(logs).values()
+    assert set(suppressions_of(logs)) == {"S3-2"}
+    assert "S3 server access logging delivers only to buckets encrypted with SSE-S3" in reason
+    assert suppressions_of(data) == {}
+
+
+def test_lifecycle_settings_reach_the_bucket_and_its_rules() -> None:
+    tiny = TinyStack()
+    lifecycle = BucketLifecycle(
+        force_destroy=True,
+        prevent_destroy=False,
+        expire_objects_after_days=10,
+        noncurrent_transition_days=45,
+        noncurrent_expiration_days=200,
+        abort_multipart_days=3,
+    )
+    SecureBucket(tiny.stack, "b", SecureBucketProps(bucket_name="some-bucket", kms_key=tiny.key, lifecycle=lifecycle))
+    config = tiny.synth()
+    (bucket,) = resources(config, "aws_s3_bucket").values()
+    assert bucket["force_destroy"] is True and "lifecycle" not in bucket
+    (configuration,) = resources(config, "aws_s3_bucket_lifecycle_configuration").values()
+    rules = {rule["id"]: rule for rule in configuration["rule"]}
+    assert set(rules) == {
+        "abort-incomplete-multipart-uploads",
+        "tier-then-expire-old-versions",
+        "expire-current-objects",
+    }
+    assert all(rule["status"] == "Enabled" and rule["filter"] == [{"prefix": ""}] for rule in rules.values())
+    assert rules["abort-incomplete-multipart-uploads"]["abort_incomplete_multipart_upload"] == [
+        {"days_after_initiation": 3}
+    ]
+    old = rules["tier-then-expire-old-versions"]
+    assert old["noncurrent_version_transition"] == [{"noncurrent_days": 45, "storage_class": "STANDARD_IA"}]
+    assert old["noncurrent_version_expiration"] == [{"noncurrent_days": 200}]
+    assert rules["expire-current-objects"]["expiration"] == [{"days": 10}]
+    # The lifecycle configuration waits for the bucket policy (TLS-only) to be in place.
+    (policy_name,) = resources(config, "aws_s3_bucket_policy")
+    assert configuration["depends_on"] == [f"aws_s3_bucket_policy.{policy_name}"]
+
+
+def test_default_lifecycle_protects_the_bucket_and_keeps_current_objects() -> None:
+    tiny = TinyStack()
+    SecureBucket(tiny.stack, "b", SecureBucketProps(bucket_name="some-bucket", kms_key=tiny.key))
+    config = tiny.synth()
+    (bucket,) = resources(config, "aws_s3_bucket").values()
+    assert bucket["force_destroy"] is False and bucket["lifecycle"] == {"prevent_destroy": True}
+    (configuration,) = resources(config, "aws_s3_bucket_lifecycle_configuration").values()
+    assert [rule["id"] for rule in configuration["rule"]] == [
+        "abort-incomplete-multipart-uploads",
+        "tier-then-expire-old-versions",
+    ]
+    (tls,) = policy(next(iter(resources(config, "aws_s3_bucket_policy").values()))["policy"])["Statement"]
+    assert tls["Sid"] == "DenyInsecureTransport" and tls["Principal"] == {"AWS": "*"}

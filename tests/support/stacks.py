@@ -1,0 +1,49 @@
+"""Small stacks for construct tests: an AWS provider, a context and KMS keys, nothing else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import cdktf
+from constructs.core.bindings import aws
+from constructs.core.context import PlatformContext
+from constructs.core.refs import KmsKeyRef
+
+OWNER_TAGS: Mapping[str, str] = {"environment": "test", "team": "t", "cost_center": "c", "project": "p"}
+
+
+def context(**changes: Any) -> PlatformContext:
+    """A context with literal account, region and partition (a real platform uses data-source tokens)."""
+    values: dict[str, Any] = {
+        "environment": "test",
+        "name_prefix": "p-test",
+        "account_id": "123456789012",
+        "region": "us-east-1",
+        "partition": "aws",
+        "owner_tags": OWNER_TAGS,
+    }
+    values.update(changes)
+    return PlatformContext(**values)
+
+
+class TinyStack:
+    """A stack with an AWS provider and one KMS key, to build a construct in and synthesize it alone."""
+
+    def __init__(self, name: str = "tiny") -> None:
+        self.app = cdktf.Testing.app()
+        self.stack = cdktf.TerraformStack(self.app, name)
+        aws.provider.AwsProvider(self.stack, "aws", region="us-east-1")
+        self.key: KmsKeyRef = aws.kms_key.KmsKey(self.stack, "key")
+        self.context = context()
+
+    def synth(self) -> dict[str, Any]:
+        """The stack's configuration, parsed (``Testing.synth`` skips construct validations)."""
+        return json.loads(cdktf.Testing.synth(self.stack))
+
+    def synth_with_paths(self) -> dict[str, Any]:
+        """The configuration with each resource's construct path (``//.metadata.path``), as a full synth writes
+        it, so that the path queries of :mod:`tests.support.synth_json` work on it."""
+        cdktf.Testing.synth(self.stack)  # runs the aspects, as a full synth does
+        return json.loads(json.dumps(self.stack.to_terraform()))
