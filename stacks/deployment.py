@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Literal
 
 from constructs.core.errors import ConfigurationError
-from constructs.core.settings import predicate, settings_error
+from constructs.core.settings import matches, settings_error
 from constructs.storage.settings import BucketName
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,18 +18,10 @@ ENV_PREFIX = "ML_PLATFORM_"
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
 _TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
-AwsRegion = Annotated[
-    str, predicate(lambda value: bool(_REGION.fullmatch(value)), "an AWS region code such as 'us-east-1'")
-]
-LockTable = Annotated[
-    str, predicate(lambda value: bool(_TABLE.fullmatch(value)), "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
-]
+AwsRegion = Annotated[str, matches(_REGION, "an AWS region code such as 'us-east-1'")]
+LockTable = Annotated[str, matches(_TABLE, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")]
 EmulatorEndpoint = Annotated[
-    str,
-    predicate(
-        lambda value: bool(LOOPBACK_ENDPOINT.fullmatch(value)),
-        "an http URL on the loopback interface, such as 'http://127.0.0.1:5000'",
-    ),
+    str, matches(LOOPBACK_ENDPOINT, "an http URL on the loopback interface, such as 'http://127.0.0.1:5000'")
 ]
 
 

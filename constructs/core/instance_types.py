@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from constructs.core.settings import predicate
+from constructs.core.settings import matches, predicate
 
 # Accelerated families: NVIDIA GPU (p, g), AWS Trainium and Inferentia, Habana (dl): all priced like GPUs.
 ACCELERATED_FAMILY = re.compile(r"^(ml\.)?(p\d+[a-z]*|g\d+[a-z]*|gr\d+|trn\d+[a-z]*|inf\d+[a-z]*|dl\d+[a-z]*)\.")
@@ -37,11 +37,7 @@ Ec2InstanceType = Annotated[
 """An EC2 instance type (not a SageMaker ``ml.`` type)."""
 
 SageMakerInstanceType = Annotated[
-    str,
-    predicate(
-        lambda value: bool(SAGEMAKER_INSTANCE_TYPE.fullmatch(value)),
-        "a SageMaker instance type with the 'ml.' prefix, such as 'ml.g5.xlarge'",
-    ),
+    str, matches(SAGEMAKER_INSTANCE_TYPE, "a SageMaker instance type with the 'ml.' prefix, such as 'ml.g5.xlarge'")
 ]
 """A SageMaker instance type, which always carries the ``ml.`` prefix."""
 

@@ -225,19 +225,6 @@ class Check(AfterValidator):
     allowed: str = ""
 
 
-def choice(options: Iterable[Any], allowed: str | None = None) -> Check:
-    """A validator accepting only ``options`` (for ints, where ``Literal`` would also match ``True``)."""
-    values = tuple(options)
-    text = allowed or one_of(values)
-
-    def check(value: Any) -> Any:
-        if value not in values:
-            raise ValueError(text)
-        return value
-
-    return Check(check, text)
-
-
 def predicate(test: Callable[[Any], bool], allowed: str) -> Check:
     """A validator accepting values for which ``test`` holds; ``allowed`` says what those are."""
 
@@ -249,7 +236,13 @@ def predicate(test: Callable[[Any], bool], allowed: str) -> Check:
     return Check(check, allowed)
 
 
-def matches(pattern: str, allowed: str) -> Check:
+def choice(options: Iterable[Any], allowed: str | None = None) -> Check:
+    """A validator accepting only ``options`` (for ints, where ``Literal`` would also match ``True``)."""
+    values = tuple(options)
+    return predicate(lambda value: value in values, allowed or one_of(values))
+
+
+def matches(pattern: str | re.Pattern[str], allowed: str) -> Check:
     """A validator accepting strings that ``pattern`` (a Python regular expression) matches in full."""
     compiled = re.compile(pattern)
     return predicate(lambda value: bool(compiled.fullmatch(value)), allowed)

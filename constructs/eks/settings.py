@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import date
 from typing import Annotated, Literal, Self
 
 from constructs.core.errors import FieldError, require, require_field
 from constructs.core.instance_types import NVIDIA_GPU_INSTANCES, Ec2InstanceType, NvidiaGpuInstanceType, is_accelerated
-from constructs.core.settings import LogRetentionDays, Settings, choice, predicate, unique
+from constructs.core.settings import LogRetentionDays, Settings, choice, cidr_block, matches, unique
 from constructs.eks.releases import (
     DEFAULT_KUBERNETES_VERSION,
     KUBERNETES_RELEASES,
@@ -24,21 +23,8 @@ _ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 _CIDRS_ALLOWED = "specific IPv4 CIDR blocks such as '203.0.113.0/24' (never 0.0.0.0/0; prefix /8 or longer)"
 
 
-def _specific_cidr(value: str) -> bool:
-    try:
-        return ipaddress.IPv4Network(value, strict=True).prefixlen >= 8
-    except (ValueError, TypeError):
-        return False
-
-
-SpecificCidr = Annotated[str, predicate(_specific_cidr, _CIDRS_ALLOWED)]
-RoleArn = Annotated[
-    str,
-    predicate(
-        lambda value: bool(_ROLE_ARN.fullmatch(value)),
-        "IAM role ARNs such as 'arn:aws:iam::123456789012:role/PlatformAdmins'",
-    ),
-]
+SpecificCidr = Annotated[str, cidr_block(8, 32, _CIDRS_ALLOWED)]
+RoleArn = Annotated[str, matches(_ROLE_ARN, "IAM role ARNs such as 'arn:aws:iam::123456789012:role/PlatformAdmins'")]
 
 
 class EksNodeGroupSettings(Settings):

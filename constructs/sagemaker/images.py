@@ -25,7 +25,6 @@ DLC_PYTORCH_INFERENCE_GPU = _DLC_REGISTRY + "/pytorch-inference:2.6.0-gpu-py312-
 DLC_PYTORCH_TRAINING_CPU = _DLC_REGISTRY + "/pytorch-training:2.6.0-cpu-py312-ubuntu22.04-sagemaker"
 DLC_PYTORCH_TRAINING_GPU = _DLC_REGISTRY + "/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker"
 
-IMAGE_PLACEHOLDERS = ("{region}", "{account}", "{repository}")
 _IMAGE_REF = r"(?P<ref>:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})"
 _ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12}|\{account\})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d|\{region\})\.amazonaws\.com/"

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Self
 
 from constructs.core.errors import FieldError, require_field
 from constructs.core.instance_types import SageMakerInstanceType
-from constructs.core.settings import LogRetentionDays, Settings, choice, predicate, unique
+from constructs.core.settings import LogRetentionDays, Settings, choice, matches, predicate, unique
 from constructs.sagemaker.images import InferenceImage, TrainingImage, default_pytorch_image
 from constructs.storage.settings import S3KeyPrefix
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -34,16 +34,12 @@ DEFAULT_CONTAINER_ENVIRONMENT: tuple[tuple[str, str], ...] = (
 )
 
 VariantName = Annotated[
-    str,
-    predicate(
-        lambda value: bool(_VARIANT_NAME.fullmatch(value)),
-        "1-63 letters, digits and hyphens, starting and ending with a letter or digit",
-    ),
+    str, matches(_VARIANT_NAME, "1-63 letters, digits and hyphens, starting and ending with a letter or digit")
 ]
 ModelVersion = Annotated[
     str,
-    predicate(
-        lambda value: bool(_MODEL_VERSION.fullmatch(value)),
+    matches(
+        _MODEL_VERSION,
         "a version such as 'v3', '1.4.2' or '2025-06-01' (lowercase letters, digits, '.', '-'; at most 32)",
     ),
 ]
@@ -154,9 +150,7 @@ def _environment_pairs(value: Any) -> Any:
         raise ValueError("a mapping of environment variable names to string values (at most 100)") from None
 
 
-EnvironmentName = Annotated[
-    str, predicate(lambda value: bool(_ENV_NAME.fullmatch(value)), "environment variable names such as 'LOG_LEVEL'")
-]
+EnvironmentName = Annotated[str, matches(_ENV_NAME, "environment variable names such as 'LOG_LEVEL'")]
 
 
 class SageMakerEndpointSettings(Settings):

@@ -7,7 +7,7 @@ from typing import Annotated, Self
 
 from constructs.core.errors import FieldError, require_field
 from constructs.core.instance_types import NVIDIA_GPU_INSTANCES, NvidiaGpuInstanceType
-from constructs.core.settings import Email, LogRetentionDays, Settings, predicate, unique
+from constructs.core.settings import Email, LogRetentionDays, Settings, matches, predicate, unique
 from constructs.storage.settings import S3KeyPrefix
 from pydantic import Field, model_validator
 
@@ -29,15 +29,9 @@ _ECR_REPOSITORY_ARN = re.compile(r"arn:aws[a-z\-]*:ecr:[a-z0-9\-]+:\d{12}:reposi
 
 Cron = Annotated[
     str,
-    predicate(
-        lambda value: bool(_CRON.fullmatch(value)),
-        "a 5-field cron expression such as '0 20 * * *' (minute hour day-of-month month day-of-week)",
-    ),
+    matches(_CRON, "a 5-field cron expression such as '0 20 * * *' (minute hour day-of-month month day-of-week)"),
 ]
-TimeZone = Annotated[
-    str,
-    predicate(lambda value: bool(_TIME_ZONE.fullmatch(value)), "an IANA time zone such as 'UTC' or 'America/New_York'"),
-]
+TimeZone = Annotated[str, matches(_TIME_ZONE, "an IANA time zone such as 'UTC' or 'America/New_York'")]
 AmiSsmParameter = Annotated[
     str,
     predicate(
@@ -45,9 +39,7 @@ AmiSsmParameter = Annotated[
         "the name of an SSM parameter holding an x86_64 AMI ID, such as " + repr(DEFAULT_AMI_SSM_PARAMETER),
     ),
 ]
-EcrRepositoryArn = Annotated[
-    str, predicate(lambda value: bool(_ECR_REPOSITORY_ARN.fullmatch(value)), "ECR repository ARNs")
-]
+EcrRepositoryArn = Annotated[str, matches(_ECR_REPOSITORY_ARN, "ECR repository ARNs")]
 
 
 class GpuTrainingClusterSettings(Settings):
