@@ -63,10 +63,11 @@ BASE ?= HEAD
 compare-synth: $(PY_STAMP)
 	$(PY) tools/compare_synth.py --base $(BASE)
 
-## Synthesize, then scan every stack with checkov and the accepted findings of .checkov.yaml.
+## Synthesize, then run the checkov gate on every stack: any failed check not accepted for that environment and
+## resource in checkov-accepted.toml fails, and so does an acceptance that no longer matches (the same gate as the tests).
 scan: $(PY_STAMP) $(CHECKOV_STAMP)
 	$(PY) main.py
-	for env in dev staging prod; do $(ML_PLATFORM_CHECKOV) --config-file .checkov.yaml -d cdktf.out/stacks/$$env || exit 1; done
+	$(PY) tools/checkov_gate.py --out "$${CDKTF_OUTDIR:-cdktf.out}"
 
 ## ruff (lint and format) on everything, mypy on constructs/, stacks/ and main.py.
 lint: $(PY_STAMP)

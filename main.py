@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
 """Synthesize one Terraform stack per environment (dev, staging, prod).
 
-Configuration errors are raised before anything is written (exit code 2), a failed security or
-tagging check stops the synth with the construct path and rule (exit code 3), and the stacks are synthesized
-into a scratch directory that replaces the output directory only when every stack succeeded,
-so a failed synth never leaves a partial ``cdktf.out`` behind.
+Configuration errors, including an output directory that must not be replaced, are raised before anything is
+written (exit code 2); a failed security or tagging check stops the synth with the construct path and rule
+(exit code 3); SIGINT, SIGTERM or SIGHUP stop it with exit code 128 + the signal's number. The stacks are
+synthesized into a scratch directory that replaces the output directory only when every stack succeeded, so a
+failed or interrupted synth never leaves a partial ``cdktf.out`` or a scratch directory behind
+(``stacks/output.py``).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 # jsii prints a multi-line banner on Node 20; the supported range is pinned in package.json.
@@ -23,7 +23,7 @@ from constructs.core.checks import check_failure_report
 from constructs.core.errors import ConfigurationError
 
 from stacks.deployment import load_deployment
-from stacks.ml_platform_stack import MlPlatformStack
+from stacks.output import Interrupted, outdir_from, synthesis_output
 from stacks.overrides import load_environments
 
 
@@ -31,6 +31,9 @@ def build_app(outdir: str) -> App:
     """Validate the configuration and build every environment's stack into an App."""
     environments = load_environments()
     deployment = load_deployment()
+    # The provider bindings take seconds to load, so a configuration error is reported before they are.
+    from stacks.ml_platform_stack import MlPlatformStack
+
     app = App(outdir=outdir)
     for config in environments.values():
         MlPlatformStack(app, config, deployment)
@@ -38,27 +41,21 @@ def build_app(outdir: str) -> App:
 
 
 def synth(outdir: Path) -> None:
-    """Synthesize into a scratch directory, then swap it into ``outdir`` in one step."""
-    outdir = outdir.resolve()
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{outdir.name}-", dir=outdir.parent))
-    try:
+    """Synthesize every stack into a scratch directory, then swap it in for ``outdir`` in one step."""
+    with synthesis_output(outdir) as scratch:
         build_app(str(scratch)).synth()
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        scratch.rename(outdir)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main() -> int:
     """Entry point for ``python3 main.py`` and ``cdktf synth`` (which sets CDKTF_OUTDIR)."""
-    outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
     try:
-        synth(outdir)
+        synth(outdir_from(os.environ))
     except ConfigurationError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
+    except Interrupted as interrupted:
+        print(f"synth interrupted by {interrupted}", file=sys.stderr)
+        return 128 + interrupted.signum
     except RuntimeError as error:
         report = check_failure_report(error)
         if report is None:

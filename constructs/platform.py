@@ -33,7 +33,8 @@ from constructs.training.settings import GpuTrainingClusterSettings
 class PlatformConfig(Protocol):
     """What the platform needs to know about one environment: its names, its tags and one section per feature.
 
-    A section that is None builds nothing of that feature.
+    A section that is None builds nothing of that feature. ``protected`` environments keep their stateful
+    resources out of Terraform's reach (``prevent_destroy``, rule PROT-1).
     """
 
     @property
@@ -44,6 +45,9 @@ class PlatformConfig(Protocol):
 
     @property
     def resource_tags(self) -> Mapping[str, str]: ...
+
+    @property
+    def protected(self) -> bool: ...
 
     @property
     def network(self) -> NetworkSettings: ...
@@ -81,6 +85,8 @@ class MlPlatform(Construct):
         super().__init__(scope, id)
         self.config = config
         identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "account")
+        # The principal running Terraform administers every key; a key policy names its role, not the session.
+        deployer = aws.data_aws_iam_session_context.DataAwsIamSessionContext(self, "deployer", arn=identity.arn)
         region = aws.data_aws_region.DataAwsRegion(self, "region")
         partition = aws.data_aws_partition.DataAwsPartition(self, "partition")
         self.context = PlatformContext(
@@ -90,10 +96,13 @@ class MlPlatform(Construct):
             region=region.name,
             partition=partition.partition,
             owner_tags=config.resource_tags,
+            protected=config.protected,
         )
         c = self.context
 
-        self.keys = PlatformKeys(self, "keys", PlatformKeysProps(context=c, settings=config.keys))
+        self.keys = PlatformKeys(
+            self, "keys", PlatformKeysProps(context=c, deployer_arn=deployer.issuer_arn, settings=config.keys)
+        )
         self.network = PlatformNetwork(
             self,
             "network",
@@ -127,6 +136,7 @@ class MlPlatform(Construct):
                     checkpoints=self.storage.checkpoints,
                     artifacts=self.storage.model_artifacts,
                     keys=config.keys,
+                    key_administrators=self.keys.administrators,
                 ),
             )
         self.eks: EksPlatform | None = None

@@ -7,7 +7,8 @@ import re
 from typing import Annotated, Literal
 
 from constructs.core.errors import ConfigurationError
-from constructs.core.settings import matches, settings_error
+from constructs.core.formats import AwsRegion
+from constructs.core.settings import LiteralInput, matches, predicate, settings_error
 from constructs.storage.settings import BucketName
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,17 +16,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from stacks.emulator import LOOPBACK_ENDPOINT
 
 ENV_PREFIX = "ML_PLATFORM_"
-_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
 _TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
-AwsRegion = Annotated[str, matches(_REGION, "an AWS region code such as 'us-east-1'")]
 LockTable = Annotated[str, matches(_TABLE, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")]
 EmulatorEndpoint = Annotated[
-    str, matches(LOOPBACK_ENDPOINT, "an http URL on the loopback interface, such as 'http://127.0.0.1:5000'")
+    str,
+    predicate(
+        lambda value: (match := LOOPBACK_ENDPOINT.fullmatch(value)) is not None and 1 <= int(match["port"]) <= 65535,
+        "an http URL on the loopback interface with a port from 1 to 65535, such as 'http://127.0.0.1:5000'",
+    ),
 ]
 
 
-class DeploymentSettings(BaseSettings):
+class DeploymentSettings(LiteralInput, BaseSettings):
     """Where state lives; the same for every environment of one installation.
 
     Each field is read from ``ML_PLATFORM_<FIELD>`` (``ML_PLATFORM_STATE_BUCKET``); an empty variable counts as

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-LOOPBACK_ENDPOINT = re.compile(r"^http://(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$")
+LOOPBACK_ENDPOINT = re.compile(
+    r"http://(?:127(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}|localhost|\[::1\]):(?P<port>[1-9]\d{0,4})"
+)
 """An http URL on the loopback interface, such as ``http://127.0.0.1:4566``."""
 
 # The `endpoints` keys of the hashicorp/aws 5.100.0 provider for every AWS API the platform calls. Each

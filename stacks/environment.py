@@ -10,8 +10,7 @@ environment keeps its data, and environments' VPC blocks do not overlap.
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any, Self
@@ -19,27 +18,29 @@ from typing import Annotated, Any, Self
 from constructs.core.context import OWNER_TAG_KEYS
 from constructs.core.errors import ConfigurationError, require, require_field
 from constructs.core.instance_types import is_accelerated
-from constructs.core.settings import Settings, choice, matches
+from constructs.core.settings import IDENTITY, REVIEWED, Settings, choice, matches
 from constructs.cost.settings import BudgetSettings
 from constructs.eks.settings import EksClusterSettings
-from constructs.network.settings import NetworkSettings
+from constructs.network.settings import EKS_UNSUPPORTED_ZONE_IDS, NetworkSettings
 from constructs.sagemaker.settings import SageMakerEndpointSettings, SageMakerTrainingSettings
 from constructs.storage.settings import PlatformKeysSettings, StorageSettings
 from constructs.training.settings import GpuTrainingClusterSettings
 from pydantic import BaseModel, model_validator
 
-# Regions the platform is tested against; extend deliberately (each needs g5/p-family capacity).
-SUPPORTED_REGIONS: tuple[str, ...] = (
-    "us-east-1",
-    "us-east-2",
-    "us-west-2",
-    "eu-west-1",
-    "eu-central-1",
-    "eu-north-1",
-    "ap-northeast-1",
-    "ap-southeast-2",
-)
-_NAME_PART = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+# Regions the platform is tested against, each with the prefix of its availability zone IDs (use1-az1 is a zone of
+# us-east-1; `aws ec2 describe-availability-zones --region <region> --query 'AvailabilityZones[].ZoneId'` lists
+# them). Extend deliberately (each needs g5/p-family capacity).
+ZONE_ID_PREFIXES: Mapping[str, str] = {
+    "us-east-1": "use1",
+    "us-east-2": "use2",
+    "us-west-2": "usw2",
+    "eu-west-1": "euw1",
+    "eu-central-1": "euc1",
+    "eu-north-1": "eun1",
+    "ap-northeast-1": "apne1",
+    "ap-southeast-2": "apse2",
+}
+SUPPORTED_REGIONS: tuple[str, ...] = tuple(ZONE_ID_PREFIXES)
 # Environments holding production data: an override cannot switch their protection off.
 PROTECTED_ENVIRONMENTS = ("prod",)
 # Set while overrides are applied one at a time: the rules across sections run once all of them are in.
@@ -56,11 +57,14 @@ def cross_section_rules_deferred() -> Iterator[None]:
         _deferring_cross_section_rules.reset(token)
 
 
+# AWS allows Unicode letters, digits, spaces and _ . : / = + - @ in tag values (up to 256). The platform keeps
+# them ASCII, with no space at either end: Cost Explorer and budget filters match tag values exactly, and a
+# tab, a newline or a trailing space is a second, invisible value of the same tag.
 TagValue = Annotated[
     str,
     matches(
-        r"[\w\s+\-=.:/@]{1,256}",
-        "a non-empty tag value of letters, digits, spaces and + - = . _ : / @ (at most 256)",
+        r"[A-Za-z0-9_.:/=+\-@](?:[A-Za-z0-9_.:/=+\-@ ]{0,254}[A-Za-z0-9_.:/=+\-@])?",
+        "a tag value of 1-256 ASCII letters, digits, spaces and _ . : / = + - @, not starting or ending with a space",
     ),
 ]
 
@@ -68,8 +72,8 @@ TagValue = Annotated[
 class OwnerTags(Settings):
     """Cost-attribution tags put on every resource (with ``environment``).
 
-    team: owning team; cost_center: finance cost center; project: project or product name (it also starts
-    every resource name: ``<project>-<environment>``).
+    team: owning team; cost_center: finance cost center; project: project or product name. Tags only: changing
+    one updates tags in place and replaces nothing (resource names start with ``resource_prefix``).
     """
 
     team: TagValue
@@ -78,6 +82,16 @@ class OwnerTags(Settings):
 
 
 EnvironmentName = Annotated[str, matches(r"[a-z][a-z0-9]{0,15}", "1-16 lowercase letters and digits")]
+ResourcePrefix = Annotated[
+    str,
+    matches(
+        r"[a-z](?:-?[a-z0-9]){0,11}",
+        "1-12 lowercase letters, digits and single hyphens, starting with a letter, such as 'mlp'",
+    ),
+]
+# The tightest name built from it: a bucket '<name prefix>-mlflow-artifacts-<12-digit account>' (63 at most),
+# the training cluster's '<name prefix>-training-spot-interruptions' rule and the EKS node groups' names.
+MAX_NAME_PREFIX_LENGTH = 28
 
 
 def where(environment: str) -> str:
@@ -89,6 +103,8 @@ class EnvironmentConfig(Settings):
     """One environment of the platform.
 
     name: the stack name (dev, staging, prod).
+    resource_prefix: starts every resource name (``<resource_prefix>-<name>``: buckets, roles, the cluster, the
+      endpoint); renaming it replaces those resources, so it is not a tag (see ``tags``).
     region: AWS region of every resource of the environment.
     gpu_enabled: whether GPU (and other accelerated) instance types may appear anywhere in it.
     multi_az: production-grade availability: a NAT gateway per AZ and workloads spread over >= 3 AZs.
@@ -103,11 +119,12 @@ class EnvironmentConfig(Settings):
     sagemaker_training: SageMaker training jobs' role and job specification, or None for none.
     """
 
-    name: EnvironmentName
-    region: Annotated[str, choice(SUPPORTED_REGIONS)]
-    gpu_enabled: bool
+    name: Annotated[EnvironmentName, REVIEWED]
+    resource_prefix: Annotated[ResourcePrefix, IDENTITY]
+    region: Annotated[str, choice(SUPPORTED_REGIONS), IDENTITY]
+    gpu_enabled: Annotated[bool, REVIEWED]
     multi_az: bool
-    protected: bool
+    protected: Annotated[bool, REVIEWED]
     tags: OwnerTags
     network: NetworkSettings
     keys: PlatformKeysSettings
@@ -124,8 +141,8 @@ class EnvironmentConfig(Settings):
 
     @property
     def name_prefix(self) -> str:
-        """Prefix of resource names: ``<project>-<environment>``."""
-        return f"{self.tags.project}-{self.name}"
+        """Prefix of resource names: ``<resource_prefix>-<environment>``."""
+        return f"{self.resource_prefix}-{self.name}"
 
     @property
     def resource_tags(self) -> dict[str, str]:
@@ -134,15 +151,13 @@ class EnvironmentConfig(Settings):
         return {key: tags[key] for key in OWNER_TAG_KEYS}
 
     @model_validator(mode="after")
-    def _names_are_resource_names(self) -> Self:
-        # The project tag starts every resource name (buckets, roles, the cluster, the endpoint): it must be a
-        # name as well as a tag value.
+    def _names_fit(self) -> Self:
         require_field(
-            bool(_NAME_PART.fullmatch(self.tags.project)),
-            "tags.project",
-            self.tags.project,
-            "lowercase letters, digits and single hyphens, such as 'mlp' (it starts every resource name: "
-            "<project>-<environment>)",
+            len(self.name_prefix) <= MAX_NAME_PREFIX_LENGTH,
+            "resource_prefix",
+            self.resource_prefix,
+            f"a prefix short enough that '<resource_prefix>-{self.name}' has at most {MAX_NAME_PREFIX_LENGTH} "
+            "characters (it starts bucket, role and cluster names, which AWS limits)",
         )
         return self
 
@@ -168,11 +183,35 @@ class EnvironmentConfig(Settings):
                 "'per_az' when multi_az is True (a single NAT gateway is a single point of failure)",
             )
             require_field(
-                self.network.az_count >= 3, "network.az_count", self.network.az_count, "3 or more when multi_az is True"
+                self.network.az_count >= 3,
+                "network.zone_ids",
+                self.network.zone_ids,
+                "3 or more zone IDs when multi_az is True",
             )
+        self._zones_fit()
         if self.protected:
             self._protects_data()
         return self
+
+    def _zones_fit(self) -> None:
+        # Zone IDs carry their region in their prefix, so a zone of another region is caught here, before a plan.
+        prefix = ZONE_ID_PREFIXES[self.region]
+        for index, zone_id in enumerate(self.network.zone_ids):
+            require_field(
+                zone_id.startswith(f"{prefix}-az"),
+                f"network.zone_ids[{index}]",
+                zone_id,
+                f"a zone ID of {self.region} ('{prefix}-az<n>', such as '{prefix}-az1')",
+            )
+            if self.eks is not None:
+                require_field(
+                    zone_id not in EKS_UNSUPPORTED_ZONE_IDS,
+                    f"network.zone_ids[{index}]",
+                    zone_id,
+                    "a zone where EKS can place its control plane when eks is enabled (not "
+                    + ", ".join(EKS_UNSUPPORTED_ZONE_IDS)
+                    + ")",
+                )
 
     def _protects_data(self) -> None:
         require_field(
@@ -213,25 +252,27 @@ def leaves(model: BaseModel, path: str = "") -> Iterator[tuple[str, Any]]:
             yield child, value
 
 
-def validate_matrix(configs: Mapping[str, EnvironmentConfig]) -> None:
+def validate_matrix(configs: Mapping[str, EnvironmentConfig], changed: Collection[str] = ()) -> None:
     """Rules across environments: names match keys, production stays protected, VPC blocks do not overlap.
 
     VPC blocks must not overlap so that environments can be peered (or share a transit gateway) later.
+    ``changed``: environments the user overrode; a conflict between two environments is reported on the one
+    the user changed.
     """
     for key, config in configs.items():
         require(config.name == key, where(key), "name", config.name, f"the matrix key {key!r}")
     for key in PROTECTED_ENVIRONMENTS:
         if key in configs:
             require(configs[key].protected, where(key), "protected", configs[key].protected, "True (production data)")
-    seen: list[tuple[str, ipaddress.IPv4Network]] = []
-    for key, config in configs.items():
-        block = ipaddress.IPv4Network(config.network.vpc_cidr)
-        for other_key, other in seen:
-            if block.overlaps(other):
+    blocks = {key: ipaddress.IPv4Network(config.network.vpc_cidr) for key, config in configs.items()}
+    keys = list(blocks)
+    for index, key in enumerate(keys):
+        for other in keys[:index]:
+            if blocks[key].overlaps(blocks[other]):
+                blamed, kept = (other, key) if other in changed and key not in changed else (key, other)
                 raise ConfigurationError(
-                    where(key),
+                    where(blamed),
                     "network.vpc_cidr",
-                    config.network.vpc_cidr,
-                    f"a block that does not overlap {other_key}'s {other}",
+                    str(blocks[blamed]),
+                    f"a block that does not overlap {kept}'s {blocks[kept]}",
                 )
-        seen.append((key, block))

@@ -10,7 +10,7 @@ Values can also be overridden without editing this file, through ``ML_PLATFORM_O
 ``ML_PLATFORM_OVERRIDES_FILE`` (a JSON file), keyed by environment and dotted field path (see
 :mod:`stacks.overrides`)::
 
-    ML_PLATFORM_OVERRIDES='{"staging": {"network.az_count": 2, "budget.monthly_limit_usd": 900}}'
+    ML_PLATFORM_OVERRIDES='{"staging": {"network.flow_log_retention_days": 60, "budget.monthly_limit_usd": 900}}'
 """
 
 from __future__ import annotations
@@ -43,10 +43,14 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
         gpu_enabled=False,
         multi_az=False,
         protected=False,
+        resource_prefix="mlp",
         tags=_OWNERS,
         network=NetworkSettings(
             vpc_cidr="10.10.0.0/16",
-            az_count=2,
+            # Zones by ID (the same physical zone in every account). use1-az3 cannot host EKS; before changing
+            # these, check the instance types of this environment are offered in each zone:
+            # aws ec2 describe-instance-type-offerings --location-type availability-zone-id --region us-east-1
+            zone_ids=("use1-az1", "use1-az2"),
             nat_gateways="single",
             interface_endpoints=(),
             flow_log_retention_days=14,
@@ -110,10 +114,12 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
         gpu_enabled=True,
         multi_az=True,
         protected=False,
+        resource_prefix="mlp",
         tags=_OWNERS,
         network=NetworkSettings(
             vpc_cidr="10.20.0.0/16",
-            az_count=3,
+            # The training cluster's placement group lives in the first zone (see dev for choosing zones).
+            zone_ids=("use1-az1", "use1-az2", "use1-az4"),
             nat_gateways="per_az",
             interface_endpoints=("ecr.api", "ecr.dkr", "sts", "logs", "sagemaker.api", "sagemaker.runtime"),
             flow_log_retention_days=30,
@@ -188,10 +194,11 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
         gpu_enabled=True,
         multi_az=True,
         protected=True,
+        resource_prefix="mlp",
         tags=_OWNERS,
         network=NetworkSettings(
             vpc_cidr="10.30.0.0/16",
-            az_count=3,
+            zone_ids=("use1-az1", "use1-az2", "use1-az4"),
             nat_gateways="per_az",
             interface_endpoints=("ecr.api", "ecr.dkr", "sts", "logs", "sagemaker.api", "sagemaker.runtime"),
             flow_log_retention_days=365,

@@ -26,6 +26,10 @@ class PlatformContext:
     owner_tags: the cost-attribution tags every resource carries (``environment``, ``team``, ``cost_center``,
       ``project``); constructs copy them where provider default_tags cannot reach (launched instances and
       volumes, dynamically provisioned volumes, API-created jobs).
+    protected: the environment's data and history must survive Terraform (the environment's ``protected``):
+      constructs give their stateful resources ``prevent_destroy`` (see :mod:`constructs.core.protection`), which
+      rule PROT-1 checks. False, the default, keeps resources destroyable, as throw-away environments and
+      construct tests need.
     """
 
     environment: str
@@ -34,6 +38,7 @@ class PlatformContext:
     region: str
     partition: str
     owner_tags: Mapping[str, str]
+    protected: bool = False
 
     def __post_init__(self) -> None:
         missing = [key for key in OWNER_TAG_KEYS if not self.owner_tags.get(key)]

@@ -14,30 +14,79 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from constructs.core.settings import matches, predicate
+from constructs.core.settings import predicate
 
-# Accelerated families: NVIDIA GPU (p, g), AWS Trainium and Inferentia, Habana (dl): all priced like GPUs.
-ACCELERATED_FAMILY = re.compile(r"^(ml\.)?(p\d+[a-z]*|g\d+[a-z]*|gr\d+|trn\d+[a-z]*|inf\d+[a-z]*|dl\d+[a-z]*)\.")
-EC2_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[0-9]*[a-z]+")
-SAGEMAKER_INSTANCE_TYPE = re.compile(r"ml\.[a-z][a-z0-9-]*\.[0-9]*[a-z]+")
+# Every EC2 instance family, as accelerated (NVIDIA/AMD GPUs, FPGAs, Trainium, Inferentia, Habana Gaudi,
+# video transcoding: all priced like GPUs) or not. The lists hold every family of the EC2 `InstanceType` enum
+# and the SageMaker instance type enums of the pinned botocore (tests/core/test_instance_types.py keeps them
+# complete). A family in neither list is unknown and counts as accelerated: an environment without GPUs fails
+# closed on a type that AWS released after this catalog, instead of starting an 8-GPU node by accident.
+_ACCELERATED = (
+    "cg1 dl1 dl2q f1 f2 g2 g3 g3s g4ad g4dn g5 g5g g6 g6e g6f g7 g7e gr6 gr6f inf1 inf2 p2 p3 p3dn p4d "
+    "p4de p5 p5e p5en p6-b200 p6-b300 p6e-gb200 trn1 trn1n trn2 trn2u vt1"
+)
+_CPU_ONLY = (
+    "a1 c1 c3 c4 c5 c5a c5ad c5d c5n c6a c6g c6gd c6gn c6i c6id c6in c7a c7g c7gd c7gn c7i c7i-flex c8a "
+    "c8g c8gb c8gd c8gn c8i c8i-flex c8ib c8id c8in c8ine c9g c9gd cc1 cc2 cr1 d2 d3 d3en h1 hi1 hpc6a "
+    "hpc6id hpc7a hpc7g hpc8a hs1 i2 i3 i3en i4g i4i i7i i7ie i8g i8ge im4gn is4gen m1 m2 m3 m4 m5 m5a "
+    "m5ad m5d m5dn m5n m5zn m6a m6g m6gd m6i m6id m6idn m6in m7a m7g m7gd m7i m7i-flex m8a m8azn m8g m8gb "
+    "m8gd m8gn m8i m8i-flex m8ib m8id m8idb m8idn m8in m8ine m9g m9gd mac-m3ultra mac-m4 mac-m4max "
+    "mac-m4pro mac1 mac2 mac2-m1ultra mac2-m2 mac2-m2pro r3 r4 r5 r5a r5ad r5b r5d r5dn r5n r6a r6g r6gd "
+    "r6i r6id r6idn r6in r7a r7g r7gd r7i r7iz r8a r8g r8gb r8gd r8gn r8i r8i-flex r8ib r8id r8idb r8idn "
+    "r8in r9g r9gd t1 t2 t3 t3a t4g t8i u-12tb1 u-18tb1 u-24tb1 u-3tb1 u-6tb1 u-9tb1 u7i-12tb u7i-6tb "
+    "u7i-8tb u7ib-12tb u7in-16tb u7in-24tb u7in-32tb u7inh-32tb x1 x1e x2gd x2idn x2iedn x2iezn x8aedz "
+    "x8g x8i z1d"
+)
+ACCELERATED_FAMILIES = frozenset(_ACCELERATED.split())
+CPU_FAMILIES = frozenset(_CPU_ONLY.split())
+# <family>.<size>: sizes such as 'large', '12xlarge', 'metal', 'metal-24xl'.
+EC2_INSTANCE_TYPE = re.compile(
+    r"(?P<family>[a-z][a-z0-9]*(?:-[a-z0-9]+)*)\."
+    r"(?P<size>nano|micro|small|medium|large|(?:[1-9][0-9]{0,2})?xlarge|metal(?:-[1-9][0-9]{1,2}xl)?)"
+)
+
+
+def instance_family(instance_type: str) -> str | None:
+    """The family of an EC2 (``g5.xlarge``) or SageMaker (``ml.g5.xlarge``) type name; None when malformed."""
+    match = EC2_INSTANCE_TYPE.fullmatch(instance_type.removeprefix("ml."))
+    return match["family"] if match else None
 
 
 def is_accelerated(instance_type: str) -> bool:
-    """True for accelerated EC2 or SageMaker instance types (``g5.xlarge``, ``ml.p3.8xlarge``, ``trn1.2xlarge``)."""
-    return bool(ACCELERATED_FAMILY.match(instance_type))
+    """True unless the catalog knows the type's family as CPU-only (``m6i.large``, ``ml.m5.xlarge``).
+
+    Accelerated families (``g5``, ``p6-b200``, ``ml.p6e-gb200``, ``trn2``) and unknown ones are accelerated.
+    """
+    return instance_family(instance_type) not in CPU_FAMILIES
+
+
+def _is_known_ec2_type(value: str) -> bool:
+    family = instance_family(value)
+    return not value.startswith("ml.") and family is not None and family in ACCELERATED_FAMILIES | CPU_FAMILIES
+
+
+def _is_known_sagemaker_type(value: str) -> bool:
+    family = instance_family(value)
+    return value.startswith("ml.") and family is not None and family in ACCELERATED_FAMILIES | CPU_FAMILIES
 
 
 Ec2InstanceType = Annotated[
     str,
     predicate(
-        lambda value: bool(EC2_INSTANCE_TYPE.fullmatch(value)) and not value.startswith("ml."),
-        "an EC2 instance type such as 'm6i.large' or 'g5.2xlarge'",
+        _is_known_ec2_type,
+        "an EC2 instance type such as 'm6i.large' or 'g5.2xlarge', of a family in the platform's catalog "
+        "(constructs/core/instance_types.py)",
     ),
 ]
-"""An EC2 instance type (not a SageMaker ``ml.`` type)."""
+"""An EC2 instance type (not a SageMaker ``ml.`` type) of a family the catalog knows."""
 
 SageMakerInstanceType = Annotated[
-    str, matches(SAGEMAKER_INSTANCE_TYPE, "a SageMaker instance type with the 'ml.' prefix, such as 'ml.g5.xlarge'")
+    str,
+    predicate(
+        _is_known_sagemaker_type,
+        "a SageMaker instance type with the 'ml.' prefix, such as 'ml.g5.xlarge', of a family in the platform's "
+        "catalog (constructs/core/instance_types.py)",
+    ),
 ]
 """A SageMaker instance type, which always carries the ``ml.`` prefix."""
 

@@ -17,20 +17,33 @@ import ipaddress
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
 import annotated_types
-from constructs.core.errors import ConfigurationError, FieldError, one_of
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from constructs.core.errors import ConfigurationError, FieldError, one_of, require_field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
 
-class Settings(BaseModel):
-    """Base of every settings model: strict, frozen, no unknown fields.
+class LiteralInput(BaseModel):
+    """Base of every model of user input (the settings, the deployment variables): its text stays literal."""
 
-    Building one directly (``NetworkSettings(az_count=12)``) raises :class:`ConfigurationError` located at the
-    class name; inside the environment matrix the same rule is located at the environment and dotted path.
+    @model_validator(mode="before")
+    @classmethod
+    def _text_is_literal(cls, data: Any) -> Any:
+        # Runs before the fields' own checks, so the message says why, whatever else the field allows.
+        if isinstance(data, dict):
+            reject_template_sequences(data)
+        return data
+
+
+class Settings(LiteralInput):
+    """Base of every settings model: strict, frozen, no unknown fields, literal text, no repeated list items.
+
+    Building one directly (``NetworkSettings(zone_ids=("use1-az1",))``) raises :class:`ConfigurationError`
+    located at the class name; inside the environment matrix the same rule is located at the environment and
+    dotted path.
     """
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid", arbitrary_types_allowed=False)
@@ -49,6 +62,52 @@ class Settings(BaseModel):
     def _where(cls, data: dict[str, Any]) -> str:
         """How a direct construction's errors are located (the class name; the environment overrides it)."""
         return cls.__name__
+
+    @model_validator(mode="after")
+    def _lists_have_no_repeats(self) -> Self:
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, tuple) and not any(isinstance(item, BaseModel) for item in value):
+                require_field(
+                    len(set(value)) == len(value),
+                    name,
+                    value,
+                    "each item at most once (a repeated entry would create or grant the same thing twice)",
+                )
+        return self
+
+
+# --- one rule for every input string: it reaches Terraform as a literal -------------------------------------
+
+# Terraform evaluates "${...}" (interpolation) and "%{...}" (directives) inside any JSON string, including
+# their escaped forms "$${" and "%%{". A value from the matrix, an override or an ML_PLATFORM_* variable must
+# stay a literal: otherwise an override such as "${file(\"/etc/passwd\")}" is evaluated at plan time on the
+# deploying machine. Rejecting (rather than escaping) keeps what the user wrote identical to what AWS receives.
+TEMPLATE_SEQUENCES = ("${", "%{")
+LITERAL_TEXT = "text without '${' or '%{' (Terraform would evaluate it as a template expression)"
+
+
+def is_literal(text: str) -> bool:
+    """Whether Terraform reads ``text`` as a literal string (no template sequence in it)."""
+    return not any(sequence in text for sequence in TEMPLATE_SEQUENCES)
+
+
+def reject_template_sequences(data: dict[str, Any]) -> None:
+    """Raise :class:`FieldError` for the first string in ``data``'s values (or in their lists) that is not literal.
+
+    Nested settings check their own fields when they are built, so only strings and lists are walked here.
+    """
+
+    def walk(value: Any, field: str) -> None:
+        if isinstance(value, str):
+            if not is_literal(value):
+                raise FieldError(field, value, LITERAL_TEXT)
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{field}[{index}]")
+
+    for name, value in data.items():
+        walk(value, str(name))
 
 
 # --- what a type allows, in words ------------------------------------------------------------------------
@@ -264,41 +323,6 @@ def cidr_block(min_prefix: int, max_prefix: int, allowed: str | None = None) -> 
     return Check(check, text)
 
 
-# CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
-
-LogRetentionDays = Annotated[
-    int, choice(LOG_RETENTION_DAYS, "a CloudWatch Logs retention, " + one_of(LOG_RETENTION_DAYS))
-]
-"""Days a CloudWatch Logs group keeps its events."""
-
-Email = Annotated[str, matches(r"[^@\s]+@[^@\s]+\.[^@\s]+", "e-mail addresses such as 'ml-platform@example.com'")]
-"""An e-mail address."""
-
-
 def unique(values: Sequence[Any], field: str, what: str) -> None:
     """Raise :class:`FieldError` when ``values`` repeats an item."""
     if len(set(values)) != len(values):
@@ -307,3 +331,55 @@ def unique(values: Sequence[Any], field: str, what: str) -> None:
 
 PositiveInt = Annotated[int, Field(ge=1)]
 """A whole number of at least 1."""
+
+# --- what an override may not change ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OverrideLock:
+    """Field metadata: an override (``ML_PLATFORM_OVERRIDES``) may not change this field.
+
+    ``protected_only``: the lock holds in protected environments only. Such fields name or place resources
+    (a prefix, a CIDR, a zone): changing one replaces what they name, so in an environment holding data the
+    change goes through stacks/matrix.py and code review.
+    """
+
+    allowed: str
+    protected_only: bool
+
+
+REVIEWED = OverrideLock("the value in stacks/matrix.py; change it there, through code review", protected_only=False)
+"""Never overridable: what the environment is allowed to be (its name, GPUs, protection)."""
+
+IDENTITY = OverrideLock(
+    "the value in stacks/matrix.py in a protected environment: it names or places resources that hold data, so "
+    "a change replaces them and goes through code review",
+    protected_only=True,
+)
+"""Not overridable in protected environments: changing it replaces the resources it names."""
+
+
+def locked_fields(model: BaseModel, path: str = "") -> Iterator[tuple[str, Any, OverrideLock]]:
+    """(dotted path, value, lock) of every locked field of ``model`` and of the settings inside it."""
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        child = f"{path}.{name}" if path else name
+        for item in field.metadata:
+            if isinstance(item, OverrideLock):
+                yield child, value, item
+        if isinstance(value, BaseModel):
+            yield from locked_fields(value, child)
+        elif isinstance(value, tuple):
+            for index, entry in enumerate(value):
+                if isinstance(entry, BaseModel):
+                    yield from locked_fields(entry, f"{child}[{index}]")
+
+
+def sections(model: BaseModel, path: str = "") -> Iterator[tuple[str, BaseModel]]:
+    """(dotted path, settings) of every settings section inside ``model``, recursively (not list items)."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            child = f"{path}.{name}" if path else name
+            yield child, value
+            yield from sections(value, child)

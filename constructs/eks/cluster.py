@@ -13,6 +13,7 @@ from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.core.errors import require
 from constructs.core.iam import PolicyStatement, grant, service_role
+from constructs.core.protection import prevent_destroy, retain_on_destroy
 from constructs.core.refs import KmsKeyRef
 from constructs.eks.irsa import IrsaRole, IrsaRoleProps
 from constructs.eks.releases import KubernetesRelease, synthesis_date
@@ -110,6 +111,8 @@ class EksCluster(Construct):
             name=f"/aws/eks/{props.name}/cluster",
             retention_in_days=s.log_retention_days,
             kms_key_id=props.logs_key.arn,
+            skip_destroy=retain_on_destroy(self.context.protected),
+            lifecycle=prevent_destroy(self.context.protected),
         )
 
         self.api_security_group = aws.security_group.SecurityGroup(
@@ -159,6 +162,8 @@ class EksCluster(Construct):
             enabled_cluster_log_types=list(s.log_types),
             upgrade_policy=aws.eks_cluster.EksClusterUpgradePolicy(support_type=s.support_type),
             depends_on=[self.log_group, cluster_policy, secrets_grant],
+            # Replacing the cluster loses every workload, secret and volume claim in it.
+            lifecycle=prevent_destroy(self.context.protected),
         )
         self.oidc_issuer_url: str = self.cluster.identity.get(0).oidc.get(0).issuer
         # A local keeps the expression (with its quoted arguments) out of the trust policies' JSON:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Literal, Self
 
 from constructs.core.errors import FieldError, require, require_field
+from constructs.core.formats import IamRoleArn, LogRetentionDays, private_cidr_block, public_cidr_block
 from constructs.core.instance_types import NVIDIA_GPU_INSTANCES, Ec2InstanceType, NvidiaGpuInstanceType, is_accelerated
-from constructs.core.settings import LogRetentionDays, Settings, choice, cidr_block, matches, unique
+from constructs.core.settings import Settings, choice
 from constructs.eks.releases import (
     DEFAULT_KUBERNETES_VERSION,
     KUBERNETES_RELEASES,
@@ -19,12 +19,22 @@ from pydantic import Field, model_validator
 
 LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
 REQUIRED_LOG_TYPES: tuple[LogType, ...] = ("api", "audit", "authenticator")
-_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
-_CIDRS_ALLOWED = "specific IPv4 CIDR blocks such as '203.0.113.0/24' (never 0.0.0.0/0; prefix /8 or longer)"
+# The public endpoint answers the internet: a source range is an egress address of the operator's own (an
+# office, a VPN, a CI runner's NAT), at most a /24. Wider public ranges are shared (an ISP's customers, every
+# tenant of a cloud's address pool); private and shared space never reaches a public endpoint at all.
+PUBLIC_ACCESS_CIDRS_ALLOWED = (
+    "public IPv4 CIDR blocks of at most 256 addresses (prefix /24 to /32) such as '203.0.113.0/24' (never "
+    "0.0.0.0/0; no private, shared 100.64.0.0/10, loopback, link-local, multicast or reserved space; the "
+    "documentation ranges 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24 are accepted for examples)"
+)
+PRIVATE_ACCESS_CIDRS_ALLOWED = (
+    "private IPv4 CIDR blocks such as '10.99.0.0/16' inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 "
+    "(RFC 1918) or 100.64.0.0/10 (RFC 6598) (never 0.0.0.0/0; prefix /8 or longer)"
+)
 
 
-SpecificCidr = Annotated[str, cidr_block(8, 32, _CIDRS_ALLOWED)]
-RoleArn = Annotated[str, matches(_ROLE_ARN, "IAM role ARNs such as 'arn:aws:iam::123456789012:role/PlatformAdmins'")]
+PublicAccessCidr = Annotated[str, public_cidr_block(24, 32, PUBLIC_ACCESS_CIDRS_ALLOWED)]
+PrivateAccessCidr = Annotated[str, private_cidr_block(8, 32, PRIVATE_ACCESS_CIDRS_ALLOWED)]
 
 
 class EksNodeGroupSettings(Settings):
@@ -98,10 +108,10 @@ class EksClusterSettings(Settings):
       the matrix is validated whenever it is loaded, and a value that expires on a date must still be
       correctable with an override on that date.
     public_access_cidrs: source ranges allowed to reach a public API endpoint. Empty (the default) means no
-      public endpoint at all; the private endpoint is always on. Listing CIDRs (never 0.0.0.0/0) turns the
-      public endpoint on for exactly those, where the matrix allows it.
-    private_access_cidrs: networks outside the VPC (VPN, peered CI) that may reach the private endpoint on 443,
-      in addition to the VPC itself.
+      public endpoint at all; the private endpoint is always on. Listing public CIDRs of at most a /24 turns
+      the public endpoint on for exactly those, where the matrix allows it.
+    private_access_cidrs: private networks (RFC 1918 or RFC 6598) outside the VPC (VPN, peered CI) that may reach
+      the private endpoint on 443, in addition to the VPC itself.
     log_types: control-plane logs sent to CloudWatch; at least api, audit and authenticator.
     log_retention_days: retention of the control-plane log group (a CloudWatch Logs retention value).
     admin_role_arns: IAM roles given cluster-admin through EKS access entries.
@@ -123,11 +133,11 @@ class EksClusterSettings(Settings):
     """
 
     kubernetes_version: Annotated[str, choice(KUBERNETES_RELEASES)] = DEFAULT_KUBERNETES_VERSION
-    public_access_cidrs: tuple[SpecificCidr, ...] = ()
-    private_access_cidrs: tuple[SpecificCidr, ...] = ()
+    public_access_cidrs: tuple[PublicAccessCidr, ...] = ()
+    private_access_cidrs: tuple[PrivateAccessCidr, ...] = ()
     log_types: tuple[LogType, ...] = REQUIRED_LOG_TYPES
     log_retention_days: LogRetentionDays = 90
-    admin_role_arns: tuple[RoleArn, ...] = ()
+    admin_role_arns: tuple[IamRoleArn, ...] = ()
     deployer_admin_access: bool = True
     in_cluster_components: bool = True
     support_type: Literal["STANDARD", "EXTENDED"] = "STANDARD"
@@ -139,7 +149,6 @@ class EksClusterSettings(Settings):
     def _access_and_logs(self) -> Self:
         missing = [t for t in REQUIRED_LOG_TYPES if t not in self.log_types]
         require_field(not missing, "log_types", self.log_types, f"a list that includes {REQUIRED_LOG_TYPES}")
-        unique(self.admin_role_arns, "admin_role_arns", "ARN (one access entry per principal)")
         require_field(
             self.deployer_admin_access or bool(self.admin_role_arns),
             "deployer_admin_access",

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf import Fn
+from cdktf import Postcondition, TerraformResourceLifecycle
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.core.iam import PolicyStatement, grant, service_role
+from constructs.core.protection import prevent_destroy, retain_on_destroy
 from constructs.core.refs import KmsKeyRef, SubnetRef, VpcRef
 from constructs.network.settings import NetworkSettings
-
-# Zones where EKS cannot place a cluster's control-plane network interfaces (EKS user guide, cluster
-# VPC and subnet requirements); subnets there fail cluster creation with UnsupportedAvailabilityZone.
-EKS_UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
 
 
 @dataclass(frozen=True)
@@ -37,11 +35,13 @@ class PlatformNetworkProps:
 
 
 class PlatformNetwork(Construct):
-    """A VPC with one public and one private subnet per AZ.
+    """A VPC with one public and one private subnet in each availability zone of ``settings.zone_ids``.
 
-    Private subnets route to the internet through NAT (one shared, or one per AZ) and reach S3
-    through a gateway endpoint; interface endpoints are added where the settings ask for them.
-    Subnets carry the tags the AWS Load Balancer Controller and EKS discover them by. Flow logs
+    Subnets are placed by zone ID, so they stay in the same physical zones in every account and whatever
+    AWS does to the region's other zones; a plan fails, naming the missing IDs, when a zone ID does not
+    exist in the provider's region. Private subnets route to the internet through NAT (one shared, or one
+    per AZ) and reach S3 through a gateway endpoint; interface endpoints are added where the settings ask
+    for them. Subnets carry the tags the AWS Load Balancer Controller and EKS discover them by. Flow logs
     of all traffic go to a KMS-encrypted log group.
     """
 
@@ -55,19 +55,8 @@ class PlatformNetwork(Construct):
         private_blocks = list(vpc_block.subnets(prefixlen_diff=3))[: s.az_count]
         public_blocks = list(list(vpc_block.subnets(prefixlen_diff=3))[-1].subnets(prefixlen_diff=3))[: s.az_count]
 
-        zones = aws.data_aws_availability_zones.DataAwsAvailabilityZones(
-            self,
-            "zones",
-            state="available",
-            # Zone names map to different physical zones per account, so EKS's unsupported zones are
-            # excluded by zone ID; the VPC then takes the first az_count of the remaining zones.
-            exclude_zone_ids=list(EKS_UNSUPPORTED_ZONE_IDS) if props.eks_cluster_name else None,
-            filter=[
-                aws.data_aws_availability_zones.DataAwsAvailabilityZonesFilter(
-                    name="opt-in-status", values=["opt-in-not-required"]
-                )
-            ],
-        )
+        self.region = aws.data_aws_region.DataAwsRegion(self, "region")
+        self._require_zones_in_region(s.zone_ids)
         self.vpc: VpcRef = aws.vpc.Vpc(
             self,
             "vpc",
@@ -75,6 +64,8 @@ class PlatformNetwork(Construct):
             enable_dns_hostnames=True,
             enable_dns_support=True,
             tags={"Name": name},
+            # Everything runs inside the VPC: replacing it (a changed block) would replace the whole environment.
+            lifecycle=prevent_destroy(props.context.protected),
         )
         # The default security group is left with no rules so nothing can use it by accident.
         aws.default_security_group.DefaultSecurityGroup(
@@ -83,19 +74,16 @@ class PlatformNetwork(Construct):
         igw = aws.internet_gateway.InternetGateway(self, "igw", vpc_id=self.vpc.id, tags={"Name": name})
 
         cluster_tags = {f"kubernetes.io/cluster/{props.eks_cluster_name}": "shared"} if props.eks_cluster_name else {}
-        self.availability_zones: list[str] = []
         self.public_subnets: list[SubnetRef] = []
         self.private_subnets: list[SubnetRef] = []
-        for index in range(s.az_count):
-            az = Fn.element(zones.names, index)
-            self.availability_zones.append(az)
+        for index, zone_id in enumerate(s.zone_ids):
             self.public_subnets.append(
                 aws.subnet.Subnet(
                     self,
                     f"public-{index}",
                     vpc_id=self.vpc.id,
                     cidr_block=str(public_blocks[index]),
-                    availability_zone=az,
+                    availability_zone_id=zone_id,
                     map_public_ip_on_launch=False,
                     tags={"Name": f"{name}-public-{index}", "kubernetes.io/role/elb": "1", **cluster_tags},
                 )
@@ -106,7 +94,7 @@ class PlatformNetwork(Construct):
                     f"private-{index}",
                     vpc_id=self.vpc.id,
                     cidr_block=str(private_blocks[index]),
-                    availability_zone=az,
+                    availability_zone_id=zone_id,
                     tags={
                         "Name": f"{name}-private-{index}",
                         "kubernetes.io/role/internal-elb": "1",
@@ -158,7 +146,6 @@ class PlatformNetwork(Construct):
             )
             self.private_route_tables.append(rt)
 
-        self.region = aws.data_aws_region.DataAwsRegion(self, "region")
         region = self.region
         self.s3_endpoint = aws.vpc_endpoint.VpcEndpoint(
             self,
@@ -204,6 +191,37 @@ class PlatformNetwork(Construct):
 
         self._flow_logs(props, name)
 
+    def _require_zones_in_region(self, zone_ids: tuple[str, ...]) -> None:
+        """Fail the plan, before any subnet is created, when a pinned zone ID is not a zone of the region.
+
+        The environment model already checks each ID's region prefix; only AWS knows which zones a region
+        has (a region gains zones, and an account sees only the zones it may use). The data source is read
+        at plan time, with every zone state accepted: an impaired zone must not block the plan that moves
+        workloads away from it. Filtering by zone ID also keeps the result a closed set (checkov CKV_AWS_394).
+        """
+        wanted = json.dumps(list(zone_ids))
+        missing = f"sort(setsubtract({wanted}, self.zone_ids))"
+        aws.data_aws_availability_zones.DataAwsAvailabilityZones(
+            self,
+            "zones",
+            filter=[
+                aws.data_aws_availability_zones.DataAwsAvailabilityZonesFilter(name="zone-id", values=list(zone_ids))
+            ],
+            lifecycle=TerraformResourceLifecycle(
+                postcondition=[
+                    Postcondition(
+                        condition=f"${{length({missing}) == 0}}",
+                        error_message=(
+                            f'Availability zone IDs ${{join(", ", {missing})}} are not zones of region '
+                            f"{self.region.name}. The subnets are pinned to network.zone_ids in stacks/matrix.py "
+                            f"({', '.join(zone_ids)}), and every one must exist in the region: list its zone IDs "
+                            "with `aws ec2 describe-availability-zones --query 'AvailabilityZones[].ZoneId'`."
+                        ),
+                    )
+                ]
+            ),
+        )
+
     def _flow_logs(self, props: PlatformNetworkProps, name: str) -> None:
         self.flow_log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
             self,
@@ -211,6 +229,8 @@ class PlatformNetwork(Construct):
             name=f"/ml-platform/{name}/vpc-flow-logs",
             retention_in_days=props.settings.flow_log_retention_days,
             kms_key_id=props.logs_key.arn,
+            skip_destroy=retain_on_destroy(props.context.protected),
+            lifecycle=prevent_destroy(props.context.protected),
         )
         region = self.region.name
         context = props.context
@@ -258,10 +278,10 @@ class PlatformNetwork(Construct):
 
     @property
     def private_subnet_ids(self) -> list[str]:
-        """IDs of the private subnets, one per AZ, in AZ order."""
+        """IDs of the private subnets, one per AZ, in the order of ``settings.zone_ids``."""
         return [subnet.id for subnet in self.private_subnets]
 
     @property
     def public_subnet_ids(self) -> list[str]:
-        """IDs of the public subnets, one per AZ, in AZ order."""
+        """IDs of the public subnets, one per AZ, in the order of ``settings.zone_ids``."""
         return [subnet.id for subnet in self.public_subnets]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from constructs.core.checks import Rule, SynthChecks
 from constructs.core.context import OWNER_TAG_KEYS
 from constructs.policy.required_tags import RequiredTags
+from constructs.policy.resource_policies import KeyAdministrationNamed, ServicePrincipalsBoundToSource
 from constructs.policy.rules import (
     BucketEncryptedWithKms,
     BucketPublicAccessBlocked,
@@ -36,6 +37,7 @@ def security_pack(*, required_tags: Sequence[str], gpu_enabled: bool, protected:
         RequiredTags(required_tags),
         NoWildcardActions(),
         NoAdminManagedPolicies(),
+        ServicePrincipalsBoundToSource(),
         BucketPublicAccessBlocked(),
         BucketEncryptedWithKms(),
         BucketVersioned(),
@@ -44,6 +46,7 @@ def security_pack(*, required_tags: Sequence[str], gpu_enabled: bool, protected:
         EncryptedVolumes(),
         NoPublicIngress(),
         KmsKeyRotation(),
+        KeyAdministrationNamed(),
         GpuOnlyWhereAllowed(gpu_enabled),
         ProtectedData(protected),
     ]

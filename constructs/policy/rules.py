@@ -365,7 +365,8 @@ class GpuOnlyWhereAllowed:
     Looks at every attribute whose name contains ``instance_type`` (launch templates, instances,
     Auto Scaling overrides, EKS node groups' ``instance_types``, SageMaker variants and specs, Batch
     compute environments, ...), at EKS ``ami_type`` GPU/Neuron images, and at attribute-based
-    instance requirements that ask for accelerators.
+    instance requirements that ask for accelerators. A type the instance catalog does not know as CPU-only
+    (a new family, a reference Terraform resolves later) fails: the rule fails closed.
     """
 
     id = "GPU-1"
@@ -384,7 +385,9 @@ class GpuOnlyWhereAllowed:
             if "instance_type" in key:
                 gpus = [t for t in as_list(value) if isinstance(t, str) and is_accelerated(t)]
                 if gpus:
-                    problems.append(f"{resource.address}.{path} = {gpus} is a GPU instance type")
+                    problems.append(
+                        f"{resource.address}.{path} = {gpus}: accelerated, or of a family the catalog does not know"
+                    )
             elif key == "ami_type" and isinstance(value, str) and self.ACCELERATED_AMI.search(value):
                 problems.append(f"{resource.address}.{path} = {value!r} is an accelerated node image")
             elif key == "instance_requirements":
@@ -399,30 +402,49 @@ class GpuOnlyWhereAllowed:
 
 
 class ProtectedData:
-    """Rule ``PROT-1``: in a protected environment, stateful resources cannot be destroyed by Terraform.
+    """Rule ``PROT-1``: in a protected environment, Terraform cannot destroy what holds data or history.
 
-    - S3 buckets: ``lifecycle.prevent_destroy`` and no ``force_destroy``.
-    - KMS keys: ``prevent_destroy``, or the maximum 30-day deletion window (deleting a key makes
-      everything encrypted with it unreadable; 30 days is the time to notice and cancel).
-    - DynamoDB tables: ``deletion_protection_enabled``; RDS/Aurora/DocumentDB/Neptune:
-      ``deletion_protection``; EFS file systems and EBS volumes: ``prevent_destroy``.
-    - ECR repositories: no ``force_delete``; backup vaults: no ``force_destroy``.
+    Every resource of a type in :attr:`PROTECTED_TYPES` needs ``lifecycle.prevent_destroy``: a plan that would
+    destroy or replace it (``terraform destroy``, a renamed endpoint or log group, a changed VPC block) fails.
+    That setting leaves with the resource block (a section removed from the configuration destroys its
+    resources), so a resource's own protection, kept in the state or in AWS, is required as well: the
+    :attr:`OWN_PROTECTION` flag (AWS refuses the deletion; a ``skip_destroy`` log group is forgotten, not
+    deleted), no :attr:`NO_FORCE_DELETE` flag (AWS refuses to delete a bucket, repository or vault that holds
+    anything), and a KMS key's 30-day maximum deletion window (the time to notice and cancel a deletion).
 
-    Compute (EKS clusters, node groups, SageMaker endpoints, Auto Scaling groups) is not data:
-    it is rebuilt from code, so it stays replaceable.
+    Not protected, because code rebuilds all they hold: node groups, Auto Scaling groups, launch templates,
+    Lambda functions, SageMaker models and endpoint configurations (immutable: each model version replaces
+    them), subnets, NAT gateways, security groups, IAM, aliases, alarms, SNS topics (they keep no messages)
+    and SQS queues (a transient buffer).
     """
 
     id = "PROT-1"
-    description = "Protected environments: stateful resources have deletion protection / prevent_destroy"
+    description = "Protected environments: resources holding data or history have prevent_destroy"
     KMS_MAX_WINDOW_DAYS = 30
-    DELETION_PROTECTION = {
+    PROTECTED_TYPES = frozenset(
+        (
+            # Data, and the keys it is encrypted with (a deleted key makes its data unreadable).
+            *("aws_s3_bucket", "aws_efs_file_system", "aws_fsx_lustre_file_system", "aws_ebs_volume"),
+            *("aws_dynamodb_table", "aws_db_instance", "aws_rds_cluster", "aws_docdb_cluster", "aws_neptune_cluster"),
+            *("aws_backup_vault", "aws_secretsmanager_secret", "aws_kms_key"),
+            # History: flow, audit and endpoint logs; every image a model was served with (its rollback
+            # targets); the model registry's versions and approvals.
+            *("aws_cloudwatch_log_group", "aws_ecr_repository", "aws_sagemaker_model_package_group"),
+            # An endpoint's invocation metrics and alarms are keyed by its name, and replacing it is an outage;
+            # a cluster holds every workload, secret and volume claim (etcd).
+            *("aws_sagemaker_endpoint", "aws_eks_cluster"),
+            # Everything above that runs in the network goes with it when a changed block replaces the VPC.
+            "aws_vpc",
+        )
+    )
+    OWN_PROTECTION = {
         "aws_dynamodb_table": "deletion_protection_enabled",
         "aws_db_instance": "deletion_protection",
         "aws_rds_cluster": "deletion_protection",
         "aws_docdb_cluster": "deletion_protection",
         "aws_neptune_cluster": "deletion_protection",
+        "aws_cloudwatch_log_group": "skip_destroy",
     }
-    PREVENT_DESTROY = ("aws_s3_bucket", "aws_efs_file_system", "aws_ebs_volume")
     NO_FORCE_DELETE = {
         "aws_s3_bucket": "force_destroy",
         "aws_ecr_repository": "force_delete",
@@ -433,25 +455,22 @@ class ProtectedData:
         self.protected = protected
 
     def check(self, resource: SynthResource) -> list[str]:
-        """Messages for each way a protected resource could be destroyed."""
-        if not self.protected:
+        """One message naming every way the resource could still be destroyed, or none."""
+        if not self.protected or resource.type not in self.PROTECTED_TYPES:
             return []
         config = resource.config
-        prevent_destroy = is_true(block(config.get("lifecycle")).get("prevent_destroy"))
         problems = []
-        if resource.type in self.PREVENT_DESTROY and not prevent_destroy:
-            problems.append(f"{resource.address} lacks lifecycle.prevent_destroy")
+        if not is_true(block(config.get("lifecycle")).get("prevent_destroy")):
+            problems.append("lifecycle.prevent_destroy is not true")
+        flag = self.OWN_PROTECTION.get(resource.type)
+        if flag and not is_true(config.get(flag)):
+            problems.append(f"{flag} is not true")
         force = self.NO_FORCE_DELETE.get(resource.type)
         if force and is_true(config.get(force)):
-            problems.append(f"{resource.address} sets {force}")
-        flag = self.DELETION_PROTECTION.get(resource.type)
-        if flag and not is_true(config.get(flag)):
-            problems.append(f"{resource.address} lacks {flag} = true")
-        if resource.type == "aws_kms_key" and not prevent_destroy:
-            window = config.get("deletion_window_in_days", self.KMS_MAX_WINDOW_DAYS)
-            if not (isinstance(window, int) and window >= self.KMS_MAX_WINDOW_DAYS):
-                problems.append(
-                    f"{resource.address} deletion_window_in_days = {window!r}: a protected key needs "
-                    f"{self.KMS_MAX_WINDOW_DAYS} days or lifecycle.prevent_destroy"
-                )
-        return [f"{p} (protected environment)" for p in problems]
+            problems.append(f"{force} is true")
+        window = config.get("deletion_window_in_days", self.KMS_MAX_WINDOW_DAYS)
+        if resource.type == "aws_kms_key" and not (isinstance(window, int) and window >= self.KMS_MAX_WINDOW_DAYS):
+            problems.append(f"deletion_window_in_days = {window!r}, not the {self.KMS_MAX_WINDOW_DAYS}-day maximum")
+        if not problems:
+            return []
+        return [f"{resource.address} could be destroyed: {'; '.join(problems)} (protected environment)"]

@@ -23,6 +23,7 @@ from constructs.core.context import PlatformContext
 from constructs.core.errors import require
 from constructs.core.iam import PolicyStatement
 from constructs.core.instance_types import has_instance_storage
+from constructs.core.protection import prevent_destroy, retain_on_destroy
 from constructs.core.refs import KmsKeyRef, SecurityGroupRef, SubnetRef, VpcRef
 from constructs.sagemaker.execution_role import (
     SageMakerExecutionRole,
@@ -111,7 +112,10 @@ class SageMakerEndpoint(Construct):
             self,
             "images",
             ModelImageRepositoryProps(
-                name=f"{c.name_prefix}/{s.model_name}", kms_key=props.data_key, settings=s.image_repository
+                name=f"{c.name_prefix}/{s.model_name}",
+                kms_key=props.data_key,
+                settings=s.image_repository,
+                protected=c.protected,
             ),
         )
         self.image_template = s.inference_image or default_pytorch_image(s.instance_types, training=False)
@@ -129,6 +133,8 @@ class SageMakerEndpoint(Construct):
             name=self.log_group_name,
             retention_in_days=s.log_retention_days,
             kms_key_id=props.logs_key.arn,
+            skip_destroy=retain_on_destroy(c.protected),
+            lifecycle=prevent_destroy(c.protected),
         )
         self.execution_role = SageMakerExecutionRole(
             self,
@@ -251,6 +257,9 @@ class SageMakerEndpoint(Construct):
             name=self.endpoint_name,
             endpoint_config_name=self.endpoint_configuration.name,
             deployment_config=None if s.serverless else self._deployment_config(),
+            # A new model version updates the endpoint in place; replacing it (a renamed model) is an outage
+            # and starts its invocation metrics and alarms from nothing.
+            lifecycle=prevent_destroy(self.props.context.protected),
         )
         if s.autoscaling:
             for variant in s.variants:

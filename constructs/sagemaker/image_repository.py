@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.errors import require
+from constructs.core.protection import prevent_destroy
 from constructs.core.refs import KmsKeyRef
 from constructs.sagemaker.settings import ImageRepositorySettings
 
@@ -22,11 +23,14 @@ class ModelImageRepositoryProps:
     name: repository name, such as ``mlp-prod/inference`` (2-256 characters, lowercase, '/' namespaces).
     kms_key: customer-managed key that encrypts the images at rest.
     settings: how many images are kept, when untagged ones expire, and whether destroy may delete images.
+    protected: the repository belongs to a protected environment: Terraform may not destroy it (the images a
+      model was served with are its rollback targets).
     """
 
     name: str
     kms_key: KmsKeyRef
     settings: ImageRepositorySettings = field(default_factory=ImageRepositorySettings)
+    protected: bool = False
 
 
 class ModelImageRepository(Construct):
@@ -61,6 +65,7 @@ class ModelImageRepository(Construct):
                 ecr.EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=props.kms_key.arn)
             ],
             force_delete=props.settings.force_delete,
+            lifecycle=prevent_destroy(props.protected),
         )
         aws.ecr_lifecycle_policy.EcrLifecyclePolicy(
             self, "lifecycle", repository=self.repository.name, policy=self.lifecycle_policy()

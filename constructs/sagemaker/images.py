@@ -27,10 +27,10 @@ DLC_PYTORCH_TRAINING_GPU = _DLC_REGISTRY + "/pytorch-training:2.6.0-gpu-py312-cu
 
 _IMAGE_REF = r"(?P<ref>:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})"
 _ECR_IMAGE = re.compile(
-    r"^(?P<account>\d{12}|\{account\})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d|\{region\})\.amazonaws\.com/"
-    r"(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)" + _IMAGE_REF + "$"
+    r"(?P<account>\d{12}|\{account\})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d|\{region\})\.amazonaws\.com/"
+    r"(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)" + _IMAGE_REF
 )
-_OWN_REPOSITORY_IMAGE = re.compile(r"^\{repository\}" + _IMAGE_REF + "$")
+_OWN_REPOSITORY_IMAGE = re.compile(r"\{repository\}" + _IMAGE_REF)
 IMAGE_ALLOWED = (
     "an ECR image URI with a tag or digest, such as "
     "'{account}.dkr.ecr.{region}.amazonaws.com/my-model:1.4.2' or '{repository}:1.4.2' "
@@ -39,12 +39,12 @@ IMAGE_ALLOWED = (
 
 InferenceImage = Annotated[
     str,
-    predicate(lambda value: bool(_ECR_IMAGE.match(value) or _OWN_REPOSITORY_IMAGE.match(value)), IMAGE_ALLOWED),
+    predicate(lambda value: bool(_ECR_IMAGE.fullmatch(value) or _OWN_REPOSITORY_IMAGE.fullmatch(value)), IMAGE_ALLOWED),
 ]
 """A serving image: an ECR URI, or ``{repository}:<tag>`` for the platform's own image repository."""
 
 TrainingImage = Annotated[
-    str, predicate(lambda value: bool(_ECR_IMAGE.match(value)), IMAGE_ALLOWED.replace(", and {repository}", ""))
+    str, predicate(lambda value: bool(_ECR_IMAGE.fullmatch(value)), IMAGE_ALLOWED.replace(", and {repository}", ""))
 ]
 """A training image: an ECR URI (``{region}`` and ``{account}`` may stand for this region and account)."""
 
@@ -71,12 +71,12 @@ def resolve_image(
     template: str, *, region: str, account_id: str, partition: str, own_repository: ImageRepositoryRef | None = None
 ) -> ResolvedImage:
     """Substitute the template fields of a validated image setting and derive the ECR repository ARN."""
-    own = _OWN_REPOSITORY_IMAGE.match(template)
+    own = _OWN_REPOSITORY_IMAGE.fullmatch(template)
     if own:
         if own_repository is None:
             raise ValueError(f"image {template!r} refers to {{repository}} but no repository was given")
         return ResolvedImage(uri=own_repository.repository_url + own["ref"], repository_arn=own_repository.arn)
-    match = _ECR_IMAGE.match(template)
+    match = _ECR_IMAGE.fullmatch(template)
     if match is None:
         raise ValueError(f"image {template!r} is not an image setting (see IMAGE_ALLOWED)")
     image_region = region if match["region"] == "{region}" else match["region"]
@@ -88,7 +88,7 @@ def resolve_image(
 
 def uses_own_repository(template: str) -> bool:
     """Whether an image setting names the platform's own repository (``{repository}:<tag>``)."""
-    return bool(_OWN_REPOSITORY_IMAGE.match(template))
+    return bool(_OWN_REPOSITORY_IMAGE.fullmatch(template))
 
 
 def default_pytorch_image(instance_types: Sequence[str], *, training: bool) -> str:

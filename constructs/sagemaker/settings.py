@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
 from constructs.core.errors import FieldError, require_field
+from constructs.core.formats import LogRetentionDays
 from constructs.core.instance_types import SageMakerInstanceType
-from constructs.core.settings import LogRetentionDays, Settings, choice, matches, predicate, unique
+from constructs.core.settings import IDENTITY, Settings, choice, matches, predicate, unique
 from constructs.sagemaker.images import InferenceImage, TrainingImage, default_pytorch_image
 from constructs.storage.settings import S3KeyPrefix
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -151,6 +152,11 @@ def _environment_pairs(value: Any) -> Any:
 
 
 EnvironmentName = Annotated[str, matches(_ENV_NAME, "environment variable names such as 'LOG_LEVEL'")]
+EnvironmentValue = Annotated[
+    str,
+    Field(max_length=1024),
+    predicate(str.isprintable, "printable text of at most 1024 characters (no newline, tab or other control)"),
+]
 
 
 class SageMakerEndpointSettings(Settings):
@@ -192,7 +198,7 @@ class SageMakerEndpointSettings(Settings):
       :class:`ImageRepositorySettings`).
     """
 
-    model_name: ModelName = "inference"
+    model_name: Annotated[ModelName, IDENTITY] = "inference"
     model_version: ModelVersion | None = None
     variants: Annotated[
         tuple[VariantSettings, ...],
@@ -203,9 +209,9 @@ class SageMakerEndpointSettings(Settings):
         ),
     ] = (InstanceVariantSettings(),)
     inference_image: InferenceImage | None = None
-    container_environment: Annotated[
-        tuple[tuple[EnvironmentName, Annotated[str, Field(max_length=1024)]], ...], Field(max_length=100)
-    ] = DEFAULT_CONTAINER_ENVIRONMENT
+    container_environment: Annotated[tuple[tuple[EnvironmentName, EnvironmentValue], ...], Field(max_length=100)] = (
+        DEFAULT_CONTAINER_ENVIRONMENT
+    )
     network_isolation: bool = True
     vpc: bool = True
     data_capture_percentage: Annotated[int, Field(ge=1, le=100)] | None = 20

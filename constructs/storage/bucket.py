@@ -30,7 +30,8 @@ class SecureBucketProps:
       may use (S3 server access logging cannot deliver to SSE-KMS buckets).
     lifecycle: destroy protection and the lifecycle rules (old versions, expiry, multipart uploads).
     access_log_bucket: bucket that receives this bucket's server access logs, if any.
-    log_delivery_source_account: with ``kms_key=None``, the account whose buckets may log here.
+    log_delivery_source_account: with ``kms_key=None``, the account whose buckets may log here: those that name
+      this bucket as their ``access_log_bucket``, and no other.
     """
 
     bucket_name: str
@@ -123,6 +124,8 @@ class SecureBucket(Construct):
                 )
             ],
         )
+        # Buckets whose server access logs this bucket receives (it must be an access-log bucket).
+        self._log_sources: list[str] = []
         self.policy = aws.s3_bucket_policy.S3BucketPolicy(
             self, "policy", bucket=bucket_id, policy=policy_document(*self._policy_statements())
         )
@@ -130,6 +133,7 @@ class SecureBucket(Construct):
             self, "lifecycle", bucket=bucket_id, rule=self._lifecycle_rules(), depends_on=[self.policy]
         )
         if props.access_log_bucket is not None:
+            props.access_log_bucket.allow_access_logs_from(self)
             aws.s3_bucket_logging.S3BucketLoggingA(
                 self,
                 "access-logging",
@@ -153,17 +157,38 @@ class SecureBucket(Construct):
                 conditions={"Bool": {"aws:SecureTransport": "false"}},
             )
         ]
-        if self.props.log_delivery_source_account is not None:
+        if self.props.log_delivery_source_account is not None and self._log_sources:
             statements.append(
                 PolicyStatement(
                     sid="S3ServerAccessLogDelivery",
                     principals={"Service": "logging.s3.amazonaws.com"},
                     actions=("s3:PutObject",),
                     resources=(f"{self.bucket.arn}/*",),
-                    conditions={"StringEquals": {"aws:SourceAccount": self.props.log_delivery_source_account}},
+                    # AWS's server access logging policy: the logging service writes here only on behalf of
+                    # the named source buckets of this account (a confused-deputy guard).
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": self.props.log_delivery_source_account},
+                        "ArnLike": {"aws:SourceArn": list(self._log_sources)},
+                    },
                 )
             )
         return statements
+
+    def allow_access_logs_from(self, source: SecureBucket) -> None:
+        """Let S3 server access logging deliver ``source``'s logs to this bucket, which must be an access-log bucket.
+
+        A :class:`SecureBucket` with an ``access_log_bucket`` calls this itself.
+        """
+        require(
+            self.props.log_delivery_source_account is not None,
+            source.node.path,
+            "access_log_bucket",
+            self.node.path,
+            "an access-log bucket (kms_key None and log_delivery_source_account set: S3 delivers server access "
+            "logs only to SSE-S3 buckets)",
+        )
+        self._log_sources.append(source.arn)
+        self.policy.policy = policy_document(*self._policy_statements())
 
     def _lifecycle_rules(self) -> list[Any]:
         p = self.props.lifecycle

@@ -1,4 +1,9 @@
-"""Customer-managed KMS keys for the platform's data, EKS secrets and logs."""
+"""Customer-managed KMS keys for the platform's data, EKS secrets and logs, and the key policy all keys share.
+
+Every key of the platform (these three and any other feature's, such as the training cluster's notifications
+key) is administered the same way: :func:`key_policy` starts its policy with :func:`administration_statements`,
+so named roles administer the key and the account as a whole may only read it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.core.iam import PolicyStatement, policy_document
+from constructs.core.protection import prevent_destroy
 from constructs.core.refs import KmsKeyRef
 from constructs.storage.settings import PlatformKeysSettings
 
-# Explicit administration actions: the account administers the key without a `kms:*` wildcard.
+# The AWS console's key administrator actions, written out instead of `kms:*`. They include kms:PutKeyPolicy
+# (kms:Put*) and kms:CreateGrant (kms:Create*): whoever holds them can give anyone any use of the key.
 KEY_ADMIN_ACTIONS = (
     "kms:Create*",
     "kms:Describe*",
@@ -28,6 +35,15 @@ KEY_ADMIN_ACTIONS = (
     "kms:ScheduleKeyDeletion",
     "kms:CancelKeyDeletion",
 )
+# What the account keeps: reading the key's metadata, policy, rotation status, grants and tags.
+KEY_READ_ACTIONS = (
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListResourceTags",
+)
 KEY_USE_ACTIONS = (
     "kms:Encrypt",
     "kms:Decrypt",
@@ -38,19 +54,77 @@ KEY_USE_ACTIONS = (
 
 
 @dataclass(frozen=True)
+class KeyAdministrators:
+    """Who administers the platform's keys: the principal that runs Terraform and the environment's named roles.
+
+    deployer_arn: the IAM role (or user) running Terraform, as the ``issuer_arn`` of an ``aws_iam_session_context``
+      of the caller identity: a key policy cannot name an assumed-role session, only its role.
+    role_arns: the other administrator roles (``keys.admin_role_arns`` of the environment).
+    """
+
+    deployer_arn: str
+    role_arns: tuple[str, ...] = ()
+
+    @property
+    def principals(self) -> tuple[str, ...]:
+        """The deployer first, then every named role (a named role equal to the deployer appears once)."""
+        return (self.deployer_arn, *(arn for arn in self.role_arns if arn != self.deployer_arn))
+
+
+def administration_statements(
+    context: PlatformContext, administrators: KeyAdministrators
+) -> tuple[PolicyStatement, PolicyStatement]:
+    """The first two statements of every key policy: the account reads the key, the administrators manage it."""
+    # The account principal (`...:root`) in a key policy lets IAM policies of the account grant what the
+    # statement lists. AWS's default key policy gives it kms:*, so that an IAM administrator can always recover
+    # the key; but then any principal an IAM policy allows may also PutKeyPolicy or CreateGrant, and the key is
+    # administered by the whole account. AWS does not require the account statement ("you are not required to
+    # give the account principal ... access", Default key policy); what it guards against, a key nobody can
+    # manage, is guarded here by the administrators statement: the role running Terraform is always in it (the
+    # lockout safety check refuses a policy that would not let its creator call PutKeyPolicy again), and
+    # keys.admin_role_arns names the others, such as a break-glass role. The account keeps read-only actions so
+    # that auditors, AWS Config and read-only plans can still see the key through IAM.
+    return (
+        PolicyStatement(
+            sid="AccountReadsKey",
+            principals={"AWS": context.account_root},
+            actions=KEY_READ_ACTIONS,
+            resources=("*",),
+        ),
+        PolicyStatement(
+            sid="AdministratorsManageKey",
+            principals={"AWS": list(administrators.principals)},
+            actions=KEY_ADMIN_ACTIONS,
+            resources=("*",),
+        ),
+    )
+
+
+def key_policy(context: PlatformContext, administrators: KeyAdministrators, *statements: PolicyStatement) -> str:
+    """A key policy: :func:`administration_statements`, then ``statements`` (who may use the key, and how)."""
+    return policy_document(*administration_statements(context, administrators), *statements)
+
+
+@dataclass(frozen=True)
 class PlatformKeysProps:
     """Props for :class:`PlatformKeys`.
 
     context: the environment; its name prefix starts the key aliases (``alias/<prefix>-data``).
-    settings: environment-specific values.
+    deployer_arn: the IAM role (or user) that runs Terraform; it administers every key (see
+      :class:`KeyAdministrators`).
+    settings: environment-specific values, among them the other administrator roles.
     """
 
     context: PlatformContext
+    deployer_arn: str
     settings: PlatformKeysSettings = field(default_factory=PlatformKeysSettings)
 
 
 class PlatformKeys(Construct):
     """Three customer-managed keys, rotation on, each usable only through the services that need it.
+
+    Each is administered by :attr:`administrators` (the deploying role and ``settings.admin_role_arns``), which
+    other features' keys share; the account itself may only read them.
 
     - ``data``: S3 buckets, EBS volumes, SageMaker volumes and ECR, only via those services.
     - ``eks_secrets``: envelope encryption of Kubernetes secrets, only via EKS.
@@ -63,6 +137,7 @@ class PlatformKeys(Construct):
         self.props = props
         self.context = props.context
         self._root = props.context.account_root
+        self.administrators = KeyAdministrators(props.deployer_arn, props.settings.admin_role_arns)
         self.data = self._key(
             "data",
             "ML platform data: S3 buckets, EBS and SageMaker volumes, ECR images",
@@ -84,14 +159,7 @@ class PlatformKeys(Construct):
         via_services: tuple[str, ...],
         extra: tuple[PolicyStatement, ...] = (),
     ) -> KmsKeyRef:
-        statements = [
-            PolicyStatement(
-                sid="AccountAdministersKey",
-                principals={"AWS": self._root},
-                actions=KEY_ADMIN_ACTIONS,
-                resources=("*",),
-            )
-        ]
+        statements: list[PolicyStatement] = []
         if via_services:
             statements.append(
                 PolicyStatement(
@@ -111,7 +179,9 @@ class PlatformKeys(Construct):
             description=description,
             enable_key_rotation=True,
             deletion_window_in_days=self.props.settings.deletion_window_days,
-            policy=policy_document(*statements),
+            policy=key_policy(self.context, self.administrators, *statements),
+            # Deleting a key makes everything encrypted with it unreadable.
+            lifecycle=prevent_destroy(self.context.protected),
         )
         aws.kms_alias.KmsAlias(
             self, f"{purpose}-alias", name=f"alias/{self.context.name_prefix}-{purpose}", target_key_id=key.key_id

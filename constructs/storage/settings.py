@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Self
 
 from constructs.core.errors import FieldError
+from constructs.core.formats import IamRoleArn
 from constructs.core.settings import Settings, predicate
 from pydantic import Field, model_validator
 
@@ -13,9 +14,16 @@ from pydantic import Field, model_validator
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
+# Prefixes and suffixes S3 reserves for access points, Object Lambda, directory and table buckets, Multi-Region
+# Access Points and its documentation (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 BUCKET_NAME_ALLOWED = (
     "an S3 bucket name: 3-63 characters of lowercase letters, digits, '.' and '-', starting and ending with a "
-    "letter or digit, no '..', not an IP address, not starting with 'xn--'"
+    "letter or digit, no '..', not an IP address, not starting with "
+    + ", ".join(repr(p) for p in RESERVED_BUCKET_PREFIXES)
+    + ", not ending with "
+    + ", ".join(repr(s) for s in RESERVED_BUCKET_SUFFIXES)
 )
 
 
@@ -24,7 +32,8 @@ def is_bucket_name(name: str) -> bool:
     return (
         bool(_BUCKET_NAME.fullmatch(name))
         and ".." not in name
-        and not name.startswith("xn--")
+        and not name.startswith(RESERVED_BUCKET_PREFIXES)
+        and not name.endswith(RESERVED_BUCKET_SUFFIXES)
         and not _IP_ADDRESS.fullmatch(name)
     )
 
@@ -63,9 +72,17 @@ class PlatformKeysSettings(Settings):
 
     deletion_window_days: how long a deleted key can still be recovered (7-30 days). Longer in production,
       because a deleted key makes every object encrypted with it unreadable.
+    admin_role_arns: IAM roles (each at most once, no wildcards, no users) that administer every key of the
+      environment: change its policy, create and revoke grants, tag, disable, schedule and cancel deletion.
+      The role that runs Terraform is always an administrator as well, without being listed (KMS refuses a key
+      policy that would lock its creator out), so this lists the others: a break-glass role, the deploy roles
+      of CI. Every role must exist before the deploy (KMS rejects a policy naming a missing principal), and a
+      different role running Terraform later must be listed here first, or it cannot update the key policies.
+      The account itself keeps only read access (describe, policy, rotation status, grants, tags) through IAM.
     """
 
     deletion_window_days: KeyDeletionWindowDays = 30
+    admin_role_arns: tuple[IamRoleArn, ...] = ()
 
 
 # --- buckets ----------------------------------------------------------------------------------------------

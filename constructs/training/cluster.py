@@ -20,9 +20,10 @@ from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.core.errors import ConfigurationError, require
 from constructs.core.iam import PolicyStatement, grant, policy_document, service_role
+from constructs.core.protection import prevent_destroy
 from constructs.core.refs import KmsKeyRef
 from constructs.storage.bucket import SecureBucket
-from constructs.storage.keys import KEY_ADMIN_ACTIONS, KEY_USE_ACTIONS
+from constructs.storage.keys import KEY_USE_ACTIONS, KeyAdministrators, key_policy
 from constructs.storage.settings import PlatformKeysSettings
 from constructs.training.idle_shutdown import FUNCTION_NAME_SUFFIX, METRICS_NAMESPACE, add_idle_shutdown
 from constructs.training.settings import GpuTrainingClusterSettings
@@ -61,6 +62,7 @@ class GpuTrainingClusterProps:
     checkpoints: bucket nodes read and write checkpoints in (under ``checkpoints/<name>/``).
     artifacts: bucket jobs write outputs to (under ``artifacts/<name>/``).
     keys: the environment's key settings, which the notification topic's own key follows too.
+    key_administrators: who administers the notification topic's key: the platform's key administrators.
     """
 
     name: str
@@ -74,6 +76,7 @@ class GpuTrainingClusterProps:
     checkpoints: SecureBucket
     artifacts: SecureBucket
     keys: PlatformKeysSettings
+    key_administrators: KeyAdministrators
 
 
 class GpuTrainingCluster(Construct):
@@ -131,6 +134,8 @@ class GpuTrainingCluster(Construct):
     def _notifications(self) -> None:
         p = self.props
         root = self.context.account_root
+        # Built from the name: the key's policy cannot refer to the topic, which refers to the key.
+        topic_arn = self.context.arn("sns", f"{p.name}-events")
         # A key of its own: EventBridge can only publish to an encrypted topic whose key policy lets it
         # use the key, and aws/sns cannot be changed; the data key should not serve EventBridge.
         self.notifications_key = aws.kms_key.KmsKey(
@@ -139,13 +144,10 @@ class GpuTrainingCluster(Construct):
             description=f"GPU training cluster {p.name}: SNS notifications",
             enable_key_rotation=True,
             deletion_window_in_days=p.keys.deletion_window_days,
-            policy=policy_document(
-                PolicyStatement(
-                    sid="AccountAdministersKey",
-                    principals={"AWS": root},
-                    actions=KEY_ADMIN_ACTIONS,
-                    resources=("*",),
-                ),
+            lifecycle=prevent_destroy(self.context.protected),
+            policy=key_policy(
+                self.context,
+                p.key_administrators,
                 PolicyStatement(
                     sid="AccountUsesKeyThroughSns",
                     principals={"AWS": root},
@@ -153,13 +155,16 @@ class GpuTrainingCluster(Construct):
                     resources=("*",),
                     conditions={"StringEquals": {"kms:ViaService": self.context.via_service("sns")}},
                 ),
-                # The topic policy restricts publishing to this cluster's rule; EventBridge passes no
-                # source condition to KMS on SNS's behalf, so none can be required here.
+                # The topic policy restricts publishing to this cluster's rule (aws:SourceArn). Here SNS
+                # documents aws:SourceArn, aws:SourceAccount and aws:SourceOrgID as not supported for
+                # EventBridge-to-encrypted topics (delivery fails with them), so the statement is bound to
+                # this topic by the encryption context SNS puts on every data key it asks for.
                 PolicyStatement(
                     sid="EventBridgePublishesToTopic",
                     principals={"Service": "events.amazonaws.com"},
                     actions=("kms:Decrypt", "kms:GenerateDataKey*"),
                     resources=("*",),
+                    conditions={"StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": topic_arn}},
                 ),
             ),
         )

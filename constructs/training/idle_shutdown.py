@@ -15,6 +15,7 @@ from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.core.iam import PolicyStatement, grant, service_role
+from constructs.core.protection import prevent_destroy, retain_on_destroy
 from constructs.core.refs import KmsKeyRef, LogGroupRef, RoleRef, TopicRef
 from constructs.training.function_archive import FUNCTION_SOURCE, FunctionArchive, build_function_archive
 from constructs.training.settings import IDLE_PERIOD_MINUTES, GpuTrainingClusterSettings
@@ -77,6 +78,8 @@ def add_idle_shutdown(
         name=f"/aws/lambda/{function_name}",
         retention_in_days=s.log_retention_days,
         kms_key_id=logs_key.arn,
+        skip_destroy=retain_on_destroy(context.protected),
+        lifecycle=prevent_destroy(context.protected),
     )
     role = service_role(
         scope,

@@ -6,8 +6,9 @@ import re
 from typing import Annotated, Self
 
 from constructs.core.errors import FieldError, require_field
+from constructs.core.formats import AWS_PARTITIONS, AWS_REGIONS, Cron, Email, LogRetentionDays, TimeZone
 from constructs.core.instance_types import NVIDIA_GPU_INSTANCES, NvidiaGpuInstanceType
-from constructs.core.settings import Email, LogRetentionDays, Settings, matches, predicate, unique
+from constructs.core.settings import Settings, predicate
 from constructs.storage.settings import S3KeyPrefix
 from pydantic import Field, model_validator
 
@@ -22,16 +23,14 @@ CHECKPOINT_GRACE_SECONDS = (5, 110)
 # The idle alarm evaluates 5-minute periods over at most a day.
 IDLE_PERIOD_MINUTES = 5
 
-_CRON = re.compile(r"[0-9*,/\-]+ [0-9*,/\-]+ [0-9*,/\-LW?]+ [0-9A-Za-z*,/\-]+ [0-9A-Za-z*,/\-L#?]+")
-_TIME_ZONE = re.compile(r"UTC|Etc/[A-Za-z0-9+\-]+|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+\-]+){1,2}")
-_SSM_PARAMETER = re.compile(r"/[A-Za-z0-9_.\-/]+")
-_ECR_REPOSITORY_ARN = re.compile(r"arn:aws[a-z\-]*:ecr:[a-z0-9\-]+:\d{12}:repository/[a-z0-9._/\-*]+")
+# SSM parameter names: at most 15 levels and 1011 characters of letters, digits and _ . -.
+_SSM_PARAMETER = re.compile(r"(?=.{2,1011}$)(?:/[A-Za-z0-9_.-]+){1,15}")
+# An exact repository: a wildcard would widen the nodes' pull grant beyond what the matrix names.
+_ECR_REPOSITORY_ARN = re.compile(
+    rf"arn:(?:{'|'.join(AWS_PARTITIONS)}):ecr:(?P<region>[a-z0-9-]+):\d{{12}}:repository/"
+    r"(?=.{2,256}$)(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*"
+)
 
-Cron = Annotated[
-    str,
-    matches(_CRON, "a 5-field cron expression such as '0 20 * * *' (minute hour day-of-month month day-of-week)"),
-]
-TimeZone = Annotated[str, matches(_TIME_ZONE, "an IANA time zone such as 'UTC' or 'America/New_York'")]
 AmiSsmParameter = Annotated[
     str,
     predicate(
@@ -39,7 +38,14 @@ AmiSsmParameter = Annotated[
         "the name of an SSM parameter holding an x86_64 AMI ID, such as " + repr(DEFAULT_AMI_SSM_PARAMETER),
     ),
 ]
-EcrRepositoryArn = Annotated[str, matches(_ECR_REPOSITORY_ARN, "ECR repository ARNs")]
+EcrRepositoryArn = Annotated[
+    str,
+    predicate(
+        lambda value: (match := _ECR_REPOSITORY_ARN.fullmatch(value)) is not None and match["region"] in AWS_REGIONS,
+        "ECR repository ARNs such as 'arn:aws:ecr:us-east-1:123456789012:repository/team/trainer' (one exact "
+        "repository: no wildcard)",
+    ),
+]
 
 
 class GpuTrainingClusterSettings(Settings):
@@ -102,7 +108,6 @@ class GpuTrainingClusterSettings(Settings):
     @model_validator(mode="after")
     def _instance_types_make_one_node_shape(self) -> Self:
         types = self.instance_types
-        unique(types, "instance_types", "type")
         specs = {t: NVIDIA_GPU_INSTANCES[t] for t in types}
         counts = {t: spec.gpus for t, spec in specs.items()}
         require_field(

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import re
+
+import botocore.session
 import pytest
 from constructs.core.instance_types import (
+    ACCELERATED_FAMILIES,
+    CPU_FAMILIES,
     NVIDIA_GPU_INSTANCES,
+    Ec2InstanceType,
+    SageMakerInstanceType,
     has_instance_storage,
+    instance_family,
     is_accelerated,
 )
+from pydantic import TypeAdapter, ValidationError
+
+# The instance types AWS's own API models know, in the botocore release pinned in requirements-dev.txt.
+_BOTOCORE = botocore.session.get_session()
+EC2_TYPES = tuple(_BOTOCORE.get_service_model("ec2").shape_for("InstanceType").enum)
+SAGEMAKER_TYPES = tuple(
+    sorted(
+        {
+            name
+            for shape in ("ProductionVariantInstanceType", "TrainingInstanceType", "ProcessingInstanceType")
+            for name in _BOTOCORE.get_service_model("sagemaker").shape_for(shape).enum
+        }
+    )
+)
+# Families whose names say what they are: GPUs (g, p), Trainium, Inferentia, Habana (dl), FPGAs (f), video (vt).
+_ACCELERATED_NAME = re.compile(r"(ml\.)?(g|gr|p|trn|inf|dl|f|vt|cg)\d")
 
 
 @pytest.mark.parametrize(
@@ -78,3 +102,35 @@ def test_gpu_facts(instance_type: str, gpus: int, memory: int, efa: bool, open_d
 )
 def test_sagemaker_instance_storage(instance_type: str, nvme: bool) -> None:
     assert has_instance_storage(instance_type) is nvme
+
+
+def test_the_catalog_classifies_every_family_aws_knows_exactly_once() -> None:
+    assert not ACCELERATED_FAMILIES & CPU_FAMILIES
+    known = {instance_family(name) for name in (*EC2_TYPES, *SAGEMAKER_TYPES)}
+    assert None not in known
+    assert known == ACCELERATED_FAMILIES | CPU_FAMILIES, "catalog out of step with botocore's instance types"
+
+
+def test_every_type_aws_knows_is_valid_and_classified_by_its_name() -> None:
+    ec2, sagemaker = TypeAdapter(Ec2InstanceType), TypeAdapter(SageMakerInstanceType)
+    for instance_type in (*EC2_TYPES, *SAGEMAKER_TYPES):
+        adapter = sagemaker if instance_type.startswith("ml.") else ec2
+        assert adapter.validate_python(instance_type) == instance_type
+        assert is_accelerated(instance_type) == bool(_ACCELERATED_NAME.match(instance_type)), instance_type
+    assert len(EC2_TYPES) > 1000 and len(SAGEMAKER_TYPES) > 200
+
+
+@pytest.mark.parametrize(
+    "instance_type",
+    ["zz9.large", "m6i.0xlarge", "m6i.huge", "g5.xlarge\n", " m6i.large", "M6I.large", "ml.zz9.large", "m6i.large."],
+)
+def test_unknown_or_malformed_types_are_refused_and_count_as_accelerated(instance_type: str) -> None:
+    assert is_accelerated(instance_type)
+    for kind in (Ec2InstanceType, SageMakerInstanceType):
+        with pytest.raises(ValidationError):
+            TypeAdapter(kind).validate_python(instance_type)
+
+
+@pytest.mark.parametrize("instance_type", ["p6-b200.48xlarge", "ml.p6e-gb200.36xlarge", "p6-b300.48xlarge"])
+def test_hyphenated_gpu_families_are_accelerated(instance_type: str) -> None:
+    assert is_accelerated(instance_type)

@@ -6,16 +6,8 @@ from typing import Annotated, Literal, Self
 
 import pytest
 from constructs.core.errors import ConfigurationError, FieldError
-from constructs.core.settings import (
-    LOG_RETENTION_DAYS,
-    Email,
-    LogRetentionDays,
-    Settings,
-    cidr_block,
-    describe,
-    matches,
-    settings_error,
-)
+from constructs.core.formats import LOG_RETENTION_DAYS, Email, LogRetentionDays
+from constructs.core.settings import Settings, cidr_block, describe, matches, settings_error
 from pydantic import Field, ValidationError, model_validator
 
 
@@ -58,7 +50,9 @@ class Outer(Settings):
             {"emails": ()},
             "emails",
             (),
-            "a list of e-mail addresses such as 'ml-platform@example.com' (at least 1 item)",
+            "a list of e-mail addresses such as 'ml-platform@example.com' (ASCII; at most 64 characters before the "
+            "'@' and 254 in all; a domain of dot-separated labels ending in a letters-only top-level domain) "
+            "(at least 1 item)",
         ),
         ({"emails": ["ops@example.com"]}, "emails", ["ops@example.com"], "a list of e-mail addresses"),
         ({"emails": ("ops@example.com", "nope")}, "emails[1]", "nope", "e-mail addresses such as"),

@@ -8,8 +8,11 @@ import pytest
 from constructs.core.errors import ConfigurationError
 from constructs.cost.settings import BudgetSettings
 
-EMAILS_ALLOWED = "a list of e-mail addresses such as 'ml-platform@example.com' (at least 1 item)"
-LIMIT_ALLOWED = "a whole number of at least 1"
+EMAILS_ALLOWED = (
+    "a list of e-mail addresses such as 'ml-platform@example.com' (ASCII; at most 64 characters before the '@' and "
+    "254 in all; a domain of dot-separated labels ending in a letters-only top-level domain) (at least 1 item)"
+)
+LIMIT_ALLOWED = "a whole number from 1 to 1000000"
 
 
 def test_a_budget_with_a_limit_and_addresses() -> None:

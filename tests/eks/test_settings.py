@@ -12,7 +12,15 @@ from stacks.environment import EnvironmentConfig
 from stacks.matrix import MATRIX
 from stacks.overrides import apply_overrides, load_environments
 
-CIDRS_ALLOWED = "specific IPv4 CIDR blocks such as '203.0.113.0/24' (never 0.0.0.0/0; prefix /8 or longer)"
+PUBLIC_CIDRS_ALLOWED = (
+    "public IPv4 CIDR blocks of at most 256 addresses (prefix /24 to /32) such as '203.0.113.0/24' (never "
+    "0.0.0.0/0; no private, shared 100.64.0.0/10, loopback, link-local, multicast or reserved space; the "
+    "documentation ranges 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24 are accepted for examples)"
+)
+PRIVATE_CIDRS_ALLOWED = (
+    "private IPv4 CIDR blocks such as '10.99.0.0/16' inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 "
+    "(RFC 1918) or 100.64.0.0/10 (RFC 6598) (never 0.0.0.0/0; prefix /8 or longer)"
+)
 
 
 def with_overrides(overrides: dict) -> dict[str, EnvironmentConfig]:
@@ -27,9 +35,12 @@ def with_overrides(overrides: dict) -> dict[str, EnvironmentConfig]:
     [
         ({"public_access_cidrs": ("0.0.0.0/0",)}, "public_access_cidrs[0]", "never 0.0.0.0/0"),
         ({"public_access_cidrs": ("203.0.113.0/24", "0.0.0.0/0")}, "public_access_cidrs[1]", "never 0.0.0.0/0"),
-        ({"public_access_cidrs": ("0.0.0.0/1",)}, "public_access_cidrs[0]", "prefix /8 or longer"),
+        ({"public_access_cidrs": ("0.0.0.0/1",)}, "public_access_cidrs[0]", "prefix /24 to /32"),
+        ({"public_access_cidrs": ("198.51.0.0/16",)}, "public_access_cidrs[0]", "prefix /24 to /32"),
+        ({"public_access_cidrs": ("10.1.2.0/24",)}, "public_access_cidrs[0]", "no private"),
+        ({"private_access_cidrs": ("198.51.100.0/24",)}, "private_access_cidrs[0]", "(RFC 1918)"),
         ({"public_access_cidrs": ("10.0.0.1/8",)}, "public_access_cidrs[0]", "CIDR"),
-        ({"public_access_cidrs": ["203.0.113.0/24"]}, "public_access_cidrs", "a list of specific IPv4 CIDR"),
+        ({"public_access_cidrs": ["203.0.113.0/24"]}, "public_access_cidrs", "a list of public IPv4 CIDR"),
         ({"private_access_cidrs": ("0.0.0.0/0",)}, "private_access_cidrs[0]", "never 0.0.0.0/0"),
         ({"kubernetes_version": "1.29"}, "kubernetes_version", "one of '1.35', '1.36'"),
         ({"kubernetes_version": "1.32"}, "kubernetes_version", "one of '1.35', '1.36'"),
@@ -40,7 +51,7 @@ def with_overrides(overrides: dict) -> dict[str, EnvironmentConfig]:
         (
             {"admin_role_arns": ("arn:aws:iam::123456789012:role/A", "arn:aws:iam::123456789012:role/A")},
             "admin_role_arns",
-            "one access entry per principal",
+            "each item at most once",
         ),
         ({"support_type": "FOREVER"}, "support_type", "one of 'STANDARD', 'EXTENDED'"),
         ({"storage_reclaim_policy": "Recycle"}, "storage_reclaim_policy", "one of 'Retain', 'Delete'"),
@@ -73,15 +84,17 @@ def test_cluster_settings_reject_unsafe_or_unknown_values(changes, field, fragme
     assert fragment in error.value.allowed
 
 
-def test_cidr_rules_say_what_a_specific_block_is() -> None:
-    for field in ("public_access_cidrs", "private_access_cidrs"):
-        with pytest.raises(ConfigurationError) as error:
-            EksClusterSettings(**{field: ("10.0.0.0/8", "0.0.0.0/0")})
-        assert (error.value.field, error.value.value, error.value.allowed) == (
-            f"{field}[1]",
-            "0.0.0.0/0",
-            CIDRS_ALLOWED,
-        )
+@pytest.mark.parametrize(
+    ("field", "accepted", "allowed"),
+    [
+        ("public_access_cidrs", "203.0.113.7/32", PUBLIC_CIDRS_ALLOWED),
+        ("private_access_cidrs", "10.0.0.0/8", PRIVATE_CIDRS_ALLOWED),
+    ],
+)
+def test_cidr_rules_say_what_a_specific_block_is(field, accepted, allowed) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        EksClusterSettings(**{field: (accepted, "0.0.0.0/0")})
+    assert (error.value.field, error.value.value, error.value.allowed) == (f"{field}[1]", "0.0.0.0/0", allowed)
 
 
 def test_public_endpoint_only_with_named_cidrs() -> None:

@@ -1,18 +1,25 @@
-"""PlatformNetwork: per-environment network shape, endpoints, flow logs, the default security group."""
+"""PlatformNetwork: per-environment network shape, zones pinned by ID, endpoints, flow logs, the default security
+group; the zone check of the plan, through the real terraform (offline validate, and a plan against the emulator)."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import re
+import shutil
+from pathlib import Path
+from typing import Any
 
 import cdktf
 import pytest
-from constructs.network.network import EKS_UNSUPPORTED_ZONE_IDS, PlatformNetwork, PlatformNetworkProps
+from constructs.network.network import PlatformNetwork, PlatformNetworkProps
 from constructs.network.settings import NetworkSettings
 
+from stacks.matrix import MATRIX
+from tests.support.emulator import start_emulator, terraform_provider_block
 from tests.support.stacks import TinyStack
-from tests.support.synth_json import ENVIRONMENTS, only, policy, resources
+from tests.support.synth_json import ENVIRONMENTS, data_ref, name_of, only, policy, resources
+from tests.support.terraform import TerraformError, run_terraform, terraform_cli_env, validate_offline
 
 SHAPE = {
     # env: (AZs, NAT gateways, interface endpoints)
@@ -32,9 +39,6 @@ def test_subnets_nat_and_routes_match_the_environment(stacks, env) -> None:
     assert len(public) == len(private) == azs
     assert all(s["map_public_ip_on_launch"] is False for s in public)
     assert all(s["tags"][f"kubernetes.io/cluster/mlp-{env}"] == "shared" for s in public + private)
-    # Each AZ index gets its own zone from the data source.
-    zones = re.compile(r"^\$\{element\(data\.aws_availability_zones\.platform_network_zones_\w+\.names, (\d)\)\}$")
-    assert sorted(int(zones.match(s["availability_zone"]).group(1)) for s in private) == list(range(azs))
     assert len(resources(stack, "aws_nat_gateway")) == nats
     assert len(resources(stack, "aws_eip")) == nats
     private_routes = [r for r in resources(stack, "aws_route").values() if "nat_gateway_id" in r]
@@ -43,10 +47,36 @@ def test_subnets_nat_and_routes_match_the_environment(stacks, env) -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_zones_exclude_those_eks_cannot_use(stacks, env) -> None:
-    (zones,) = stacks[env]["data"]["aws_availability_zones"].values()
-    assert zones["exclude_zone_ids"] == ["use1-az3", "usw1-az2", "cac1-az3"]
-    assert zones["state"] == "available"
+def test_subnets_are_pinned_to_the_matrix_zone_ids_in_order(stacks, stack_json, env) -> None:
+    zone_ids = MATRIX[env].network.zone_ids
+    for index, zone_id in enumerate(zone_ids):
+        for tier in ("public", "private"):
+            subnet = only(stacks[env], "aws_subnet", f"network/{tier}-{index}")
+            assert subnet["availability_zone_id"] == zone_id
+            # No zone name: names are per-account aliases, and an index into a live list shifts.
+            assert "availability_zone" not in subnet
+    assert len(resources(stacks[env], "aws_subnet")) == 2 * len(zone_ids)
+    assert "element(" not in stack_json[env]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_plan_fails_when_a_pinned_zone_is_not_in_the_region(stacks, env) -> None:
+    zone_ids = list(MATRIX[env].network.zone_ids)
+    (name,) = stacks[env]["data"]["aws_availability_zones"]
+    zones = stacks[env]["data"]["aws_availability_zones"][name]
+    assert name == name_of(stacks[env], "aws_availability_zones", "network/zones", block="data")
+    # An allow-list of the pinned IDs, whatever their state: an impaired zone must not block a plan.
+    assert zones["filter"] == [{"name": "zone-id", "values": zone_ids}]
+    assert not {"state", "exclude_zone_ids", "exclude_names", "all_availability_zones"} & set(zones)
+    (check,) = zones["lifecycle"]["postcondition"]
+    missing = f"sort(setsubtract({json.dumps(zone_ids)}, self.zone_ids))"
+    assert check["condition"] == f"${{length({missing}) == 0}}"
+    region = data_ref(stacks[env], "aws_region", "network/region", "name")
+    assert check["error_message"] == (
+        f'Availability zone IDs ${{join(", ", {missing})}} are not zones of region {region}. The subnets are '
+        f"pinned to network.zone_ids in stacks/matrix.py ({', '.join(zone_ids)}), and every one must exist in the "
+        "region: list its zone IDs with `aws ec2 describe-availability-zones --query 'AvailabilityZones[].ZoneId'`."
+    )
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -124,16 +154,20 @@ def _network(settings: NetworkSettings, eks_cluster_name: str | None = None) -> 
 
 
 def test_network_construct_without_cluster_name_has_no_cluster_tag() -> None:
-    synthesized = _network(NetworkSettings(vpc_cidr="10.0.0.0/20", az_count=2, nat_gateways="single"))
+    settings = NetworkSettings(vpc_cidr="10.0.0.0/20", zone_ids=("use1-az4", "use1-az6"), nat_gateways="single")
+    synthesized = _network(settings)
     assert "kubernetes.io/cluster/" not in synthesized
-    assert "exclude_zone_ids" not in synthesized
+    assert cdktf.Testing.to_have_resource_with_properties(
+        synthesized, "aws_subnet", {"cidr_block": "10.0.2.0/23", "availability_zone_id": "use1-az6"}
+    )
     # A /20 VPC still yields /23 private and /26 public subnets.
     assert cdktf.Testing.to_have_resource_with_properties(synthesized, "aws_subnet", {"cidr_block": "10.0.0.0/23"})
     assert cdktf.Testing.to_have_resource_with_properties(synthesized, "aws_subnet", {"cidr_block": "10.0.14.0/26"})
 
 
 def test_network_construct_names_its_resources_and_scopes_flow_logs_by_the_context() -> None:
-    synthesized = _network(NetworkSettings(az_count=2, nat_gateways="single"), eks_cluster_name="acme")
+    settings = NetworkSettings(zone_ids=("use1-az1", "use1-az2"), nat_gateways="single")
+    synthesized = _network(settings, eks_cluster_name="acme")
     assert cdktf.Testing.to_have_resource_with_properties(synthesized, "aws_vpc", {"tags": {"Name": "p-test"}})
     assert cdktf.Testing.to_have_resource_with_properties(
         synthesized,
@@ -141,7 +175,7 @@ def test_network_construct_names_its_resources_and_scopes_flow_logs_by_the_conte
         {"tags": {"Name": "p-test-private-1", "kubernetes.io/cluster/acme": "shared"}},
     )
     assert cdktf.Testing.to_have_data_source_with_properties(
-        synthesized, "aws_availability_zones", {"exclude_zone_ids": list(EKS_UNSUPPORTED_ZONE_IDS)}
+        synthesized, "aws_availability_zones", {"filter": [{"name": "zone-id", "values": ["use1-az1", "use1-az2"]}]}
     )
     assert cdktf.Testing.to_have_resource_with_properties(
         synthesized, "aws_cloudwatch_log_group", {"name": "/ml-platform/p-test/vpc-flow-logs"}
@@ -154,3 +188,55 @@ def test_network_construct_names_its_resources_and_scopes_flow_logs_by_the_conte
         r"arn:aws:ec2:\$\{data\.aws_region\.\w+\.name\}:123456789012:vpc-flow-log/\*",
         assume["Condition"]["ArnLike"]["aws:SourceArn"],
     )
+
+
+# --- the zone check, through the real terraform --------------------------------------------------------------
+
+PINNED = ("use1-az1", "use1-az2")
+
+
+def _zone_check(zone_ids: tuple[str, ...], provider: dict[str, Any]) -> dict[str, Any]:
+    """What a plan reads of the network before it creates anything: its region and zone data sources, as the
+    construct synthesizes them for ``zone_ids``, under ``provider`` (the AWS provider block)."""
+    config = json.loads(_network(NetworkSettings(zone_ids=zone_ids, nat_gateways="single")))
+    return {
+        "terraform": {"required_providers": config["terraform"]["required_providers"]},
+        "provider": {"aws": [provider]},
+        "data": {kind: config["data"][kind] for kind in ("aws_region", "aws_availability_zones")},
+    }
+
+
+@pytest.fixture
+def terraform_env(tmp_path: Path) -> dict[str, str]:
+    """A terraform environment with its own CLI config (the offline provider mirror, when one is set)."""
+    if shutil.which("terraform") is None:
+        pytest.fail("terraform is not on PATH: install Terraform 1.11 (see README prerequisites)")
+    return terraform_cli_env(tmp_path)
+
+
+@pytest.mark.terraform
+def test_the_network_validates_with_the_real_terraform(terraform_env: dict[str, str], tmp_path: Path) -> None:
+    config = json.loads(_network(NetworkSettings(zone_ids=PINNED, nat_gateways="single"), eks_cluster_name="acme"))
+    config["terraform"].pop("backend", None)
+    assert validate_offline({"network": config}, tmp_path / "validate", terraform_env) == {"network": []}
+
+
+@pytest.mark.emulator
+@pytest.mark.terraform
+def test_a_plan_names_the_pinned_zones_the_region_lacks(terraform_env: dict[str, str], tmp_path: Path) -> None:
+    workdir = tmp_path / "plan"
+    workdir.mkdir()
+    config = workdir / "cdk.tf.json"
+    plan = ["plan", "-input=false", "-no-color", "-lock=false"]
+    # No instance metadata lookups: offline, each one waits for its timeout.
+    terraform_env = {**terraform_env, "AWS_EC2_METADATA_DISABLED": "true"}
+    with start_emulator() as emulator:
+        provider = terraform_provider_block(emulator.endpoint)
+        # The pinned zones pass the same postcondition in every emulator deploy (tests/stacks/test_emulator_deploy.py).
+        config.write_text(json.dumps(_zone_check(("use1-az9", "use1-az2", "use1-az7"), provider)))
+        run_terraform(["init", "-input=false", "-no-color"], workdir, terraform_env)
+        with pytest.raises(TerraformError) as failed:
+            run_terraform(plan, workdir, terraform_env)
+    output = " ".join(failed.value.output.split())
+    assert "Availability zone IDs use1-az7, use1-az9 are not zones of region us-east-1." in output
+    assert "pinned to network.zone_ids in stacks/matrix.py (use1-az9, use1-az2, use1-az7)" in output

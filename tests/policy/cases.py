@@ -24,6 +24,13 @@ def document(*statements: dict[str, Any]) -> str:
     return json.dumps(doc(*statements))
 
 
+KEY_ADMIN_ROLE = "arn:aws:iam::123456789012:role/key-admin"
+NAMED_ADMIN_KEY_POLICY = document(
+    {"Effect": "Allow", "Principal": {"AWS": KEY_ADMIN_ROLE}, "Action": ["kms:Put*", "kms:Create*"], "Resource": "*"}
+)
+"""A key policy that rule KMS-2 accepts: one named role administers the key (a key without a policy fails)."""
+
+
 def stack_config(resources: dict[str, dict[str, dict[str, Any]]], data: dict[str, Any] | None = None) -> dict[str, Any]:
     """A stack configuration holding ``resources`` (by type, then name) and ``data`` sources."""
     return {"resource": resources, **({"data": data} if data else {})}

@@ -1,198 +1,399 @@
-"""Security-scan gate: checkov over every synthesized stack, with every accepted finding written down.
+"""The checkov gate (tools/checkov_gate.py): its rules on fabricated checkov reports, and the real scan through it.
 
-checkov runs in its own virtual environment (``make checkov``; its exact ``boto3`` pin conflicts
-with the one moto needs), found through ``ML_PLATFORM_CHECKOV`` or at ``.venv-checkov/bin/checkov``.
-Each environment's ``cdk.tf.json`` is scanned with every check on; the result fails when:
-
-- checkov could not parse the file, or evaluated nothing (it exits 0 with zero checks then);
-- a check fails that ``.checkov.yaml`` does not skip;
-- a skipped check fails in an environment that ``docs/security.md`` does not list for it, or no
-  longer fails where it is listed (the list must say exactly where a finding is accepted).
-
-Every ``skip-check`` entry of ``.checkov.yaml`` carries a ``# why:`` reason, and has a row in the
-table of ``docs/security.md`` with the same check id, its environments and a reason.
-
-The stacks carry the platform's own notes too: a resource whose finding a suppression silenced lists it
-under ``"//": {"suppressed_checks": ...}``. checkov must read those resources like any other.
+The gate holds every failed check to ``checkov-accepted.toml`` per environment and per resource (construct path),
+fails on stale acceptances, on unparsed or empty scans and on checks skipped inside a stack. The tests marked
+``scanner`` run the pinned checkov (``make checkov``; ``ML_PLATFORM_CHECKOV`` or ``.venv-checkov/bin/checkov``)
+through the same ``scan`` function that ``make scan`` runs, on the session's synthesized stacks.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.support.synth_json import ENVIRONMENTS, resources
+from tools.checkov_gate import (
+    ACCEPTED_FILE,
+    Acceptance,
+    GateError,
+    GateResult,
+    evaluate,
+    format_report,
+    load_acceptances,
+    main,
+    scan,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CHECKOV_ENV = "ML_PLATFORM_CHECKOV"
-CONFIG_FILE = PROJECT_ROOT / ".checkov.yaml"
-SECURITY_DOC = PROJECT_ROOT / "docs" / "security.md"
-_SKIP_LINE = re.compile(r"^\s*-\s*(?P<id>CKV2?_[A-Z0-9_]+)\s*(?:#\s*why:\s*(?P<why>.*))?$")
-_DOC_ROW = re.compile(r"^\|\s*`?(?P<id>CKV2?_[A-Z0-9_]+)`?\s*\|\s*(?P<envs>[^|]+?)\s*\|(?P<rest>.*)\|\s*$")
-ACCEPTED_SECTION = "### Accepted checkov findings"
-
-
-def _checkov() -> Path:
-    binary = Path(os.environ.get(CHECKOV_ENV) or PROJECT_ROOT / ".venv-checkov" / "bin" / "checkov")
-    if not binary.is_file():
-        pytest.fail(f"checkov not found at {binary}: run `make checkov` or set {CHECKOV_ENV} to its path")
-    return binary
-
-
-def _config_skips() -> dict[str, str]:
-    """``skip-check`` ids of .checkov.yaml with their ``# why:`` reasons ("" when missing)."""
-    config = yaml.safe_load(CONFIG_FILE.read_text())
-    listed = config.get("skip-check") or []
-    reasons = {}
-    for line in CONFIG_FILE.read_text().splitlines():
-        match = _SKIP_LINE.match(line)
-        if match:
-            reasons[match.group("id")] = (match.group("why") or "").strip()
-    assert sorted(listed) == sorted(reasons), "every skip-check entry must be on its own '- ID  # why: ...' line"
-    return reasons
+ROOT = Path(__file__).resolve().parents[2]
+LOG_BUCKET = "platform_storage_access-logs_bucket_10543786"
+DATA_BUCKET = "platform_storage_training-data_bucket_125A9CA0"
+IDLE_LOGS = "platform_training_idle-shutdown-logs_40DFAE5A"
+ZONES = "platform_network_zones_A8A9CE00"
+KMS_NAME = "Ensure that S3 buckets are encrypted with KMS by default"
 
 
-def _documented(section: str) -> dict[str, tuple[frozenset[str], str]]:
-    """Rows of one checkov table of docs/security.md: id -> (environments, the remaining cells)."""
-    rows: dict[str, tuple[frozenset[str], str]] = {}
-    inside = False
-    for line in SECURITY_DOC.read_text().splitlines():
-        if line.startswith("#"):
-            inside = line.strip() == section
-            continue
-        match = _DOC_ROW.match(line) if inside else None
-        if match:
-            envs = frozenset(e.strip() for e in match.group("envs").split(","))
-            assert match.group("id") not in rows, f"{match.group('id')} is listed twice in {section}"
-            rows[match.group("id")] = (envs, match.group("rest").strip())
-    return rows
+def fake_stack(env: str) -> dict[str, Any]:
+    """A ``cdk.tf.json`` shaped like the platform's: resources carry their construct path."""
+
+    def node(path: str) -> dict[str, Any]:
+        return {"//": {"metadata": {"path": f"{env}/{path}"}}}
+
+    return {
+        "resource": {
+            "aws_s3_bucket": {
+                LOG_BUCKET: node("platform/storage/access-logs/bucket"),
+                DATA_BUCKET: node("platform/storage/training-data/bucket"),
+            },
+            "aws_cloudwatch_log_group": {IDLE_LOGS: node("platform/training/idle-shutdown-logs")},
+        },
+        "data": {"aws_availability_zones": {ZONES: node("platform/network/zones")}},
+    }
+
+
+def check(check_id: str, resource: str, name: str = "a checkov check") -> dict[str, Any]:
+    """One entry of checkov's ``passed_checks``/``failed_checks``, as its JSON output writes it."""
+    return {"check_id": check_id, "check_name": name, "resource": resource}
+
+
+def report(
+    *failed: dict[str, Any], parsing_errors: int = 0, skipped: tuple[dict[str, Any], ...] = ()
+) -> dict[str, Any]:
+    """checkov's terraform_json report: ``failed`` checks plus one passed check on the data bucket."""
+    passed = [check("CKV_AWS_21", f"aws_s3_bucket.{DATA_BUCKET}")]
+    return {
+        "check_type": "terraform_json",
+        "results": {"passed_checks": passed, "failed_checks": list(failed), "skipped_checks": list(skipped)},
+        "summary": {
+            "passed": len(passed),
+            "failed": len(failed),
+            "skipped": len(skipped),
+            "parsing_errors": parsing_errors,
+        },
+    }
+
+
+def accept(check_id: str, envs: tuple[str, ...], *patterns: str) -> Acceptance:
+    return Acceptance(check_id, frozenset(envs), patterns, "a reason long enough to be one")
+
+
+KMS_ON_LOG_BUCKET = check("CKV_AWS_145", f"aws_s3_bucket.{LOG_BUCKET}", KMS_NAME)
+KMS_ACCEPTED = accept("CKV_AWS_145", ("staging", "prod"), "platform/storage/access-logs/bucket")
+
+
+# --- the gate on fabricated reports ----------------------------------------------------------------------------
+
+
+def test_accepted_findings_pass() -> None:
+    result = evaluate("prod", report(KMS_ON_LOG_BUCKET), fake_stack("prod"), [KMS_ACCEPTED])
+    assert result.ok
+    assert [(f.check_id, f.path) for f in result.accepted] == [("CKV_AWS_145", "platform/storage/access-logs/bucket")]
+    assert result.evaluated == {f"aws_s3_bucket.{LOG_BUCKET}", f"aws_s3_bucket.{DATA_BUCKET}"}
+    assert format_report([result]).startswith("checkov gate passed (prod; 1 accepted findings")
+
+
+def test_clean_report_without_acceptances_passes() -> None:
+    result = evaluate("dev", report(), fake_stack("dev"), [])
+    assert result.ok and result.accepted == ()
+
+
+def test_unaccepted_finding_fails_naming_environment_resource_and_check() -> None:
+    result = evaluate("prod", report(KMS_ON_LOG_BUCKET), fake_stack("prod"), [])
+    assert not result.ok
+    text = format_report([result])
+    assert (
+        f"prod: not accepted: CKV_AWS_145 '{KMS_NAME}' on platform/storage/access-logs/bucket "
+        f"(aws_s3_bucket.{LOG_BUCKET})"
+    ) in text
+    assert "checkov gate FAILED with 1 problem " in text
+    assert str(ACCEPTED_FILE) in text
+
+
+def test_finding_accepted_for_staging_fails_in_prod() -> None:
+    staging_only = accept("CKV_AWS_338", ("staging",), "platform/training/idle-shutdown-logs")
+    finding = check("CKV_AWS_338", f"resource.{IDLE_LOGS}", "log retention")
+    assert evaluate("staging", report(finding), fake_stack("staging"), [staging_only]).ok
+    prod = evaluate("prod", report(finding), fake_stack("prod"), [staging_only])
+    assert [(f.environment, f.check_id, f.path) for f in prod.unaccepted] == [
+        ("prod", "CKV_AWS_338", "platform/training/idle-shutdown-logs")
+    ]
+    assert "(accepted in staging only)" in format_report([prod])
+
+
+def test_finding_accepted_for_another_resource_fails() -> None:
+    on_data_bucket = check("CKV_AWS_145", f"aws_s3_bucket.{DATA_BUCKET}", KMS_NAME)
+    result = evaluate("prod", report(KMS_ON_LOG_BUCKET, on_data_bucket), fake_stack("prod"), [KMS_ACCEPTED])
+    assert [f.path for f in result.accepted] == ["platform/storage/access-logs/bucket"]
+    assert [f.path for f in result.unaccepted] == ["platform/storage/training-data/bucket"]
+
+
+def test_patterns_match_construct_paths_below_the_stack() -> None:
+    every_bucket = accept("CKV_AWS_144", ("dev",), "platform/storage/*/bucket")
+    failed = [check("CKV_AWS_144", f"aws_s3_bucket.{name}") for name in (LOG_BUCKET, DATA_BUCKET)]
+    assert len(evaluate("dev", report(*failed), fake_stack("dev"), [every_bucket]).accepted) == 2
+    # A pattern naming the stack itself matches nothing: paths are written without the environment.
+    with_stack = accept("CKV_AWS_144", ("dev",), "dev/platform/storage/*/bucket")
+    assert len(evaluate("dev", report(*failed), fake_stack("dev"), [with_stack]).unaccepted) == 2
+
+
+def test_stale_acceptance_fails() -> None:
+    result = evaluate("prod", report(), fake_stack("prod"), [KMS_ACCEPTED])
+    assert not result.ok
+    assert [(s.environment, s.acceptance.check, s.pattern) for s in result.stale] == [
+        ("prod", "CKV_AWS_145", "platform/storage/access-logs/bucket")
+    ]
+    assert (
+        "prod: stale acceptance: CKV_AWS_145 on 'platform/storage/access-logs/bucket' no longer fails here "
+        "(remove prod from the entry or narrow it; it stays accepted in staging)"
+    ) in format_report([result])
+
+
+def test_each_pattern_of_an_acceptance_must_still_match() -> None:
+    two = accept("CKV_AWS_145", ("prod",), "platform/storage/access-logs/bucket", "platform/storage/old/bucket")
+    result = evaluate("prod", report(KMS_ON_LOG_BUCKET), fake_stack("prod"), [two])
+    assert [s.pattern for s in result.stale] == ["platform/storage/old/bucket"]
+
+
+def test_acceptance_for_another_environment_is_not_stale_here() -> None:
+    assert evaluate("dev", report(), fake_stack("dev"), [KMS_ACCEPTED]).ok
+
+
+@pytest.mark.parametrize(
+    ("bad_report", "message"),
+    [
+        (report(parsing_errors=1), "checkov could not parse the stack (1 parsing errors)"),
+        (
+            {"results": {}, "summary": {"passed": 0, "failed": 0, "parsing_errors": 0}},
+            "checkov evaluated no resource",
+        ),
+        ([report(), report()], "checkov did not produce one terraform_json report"),
+        (
+            report(skipped=(check("CKV_AWS_18", f"aws_s3_bucket.{DATA_BUCKET}"),)),
+            f"CKV_AWS_18 was skipped on aws_s3_bucket.{DATA_BUCKET} inside the stack",
+        ),
+    ],
+)
+def test_scans_that_prove_nothing_fail(bad_report: object, message: str) -> None:
+    result = evaluate("staging", bad_report, fake_stack("staging"), [])
+    assert not result.ok
+    assert f"staging: {message}" in format_report([result])
+
+
+@pytest.mark.parametrize(
+    ("address", "resolved", "path"),
+    [
+        (f"aws_s3_bucket.{LOG_BUCKET}", f"aws_s3_bucket.{LOG_BUCKET}", "platform/storage/access-logs/bucket"),
+        (f"resource.{IDLE_LOGS}", f"aws_cloudwatch_log_group.{IDLE_LOGS}", "platform/training/idle-shutdown-logs"),
+        (f"data.{ZONES}", f"data.aws_availability_zones.{ZONES}", "platform/network/zones"),
+        (f"data.aws_availability_zones.{ZONES}", f"data.aws_availability_zones.{ZONES}", "platform/network/zones"),
+        ("aws_s3_bucket.not_in_stack", "aws_s3_bucket.not_in_stack", "aws_s3_bucket.not_in_stack"),
+    ],
+)
+def test_findings_name_the_terraform_address_and_construct_path(address: str, resolved: str, path: str) -> None:
+    result = evaluate("prod", report(check("CKV_AWS_1", address)), fake_stack("prod"), [])
+    assert [(f.address, f.path) for f in result.unaccepted] == [(resolved, path)]
+
+
+# --- the accepted findings file --------------------------------------------------------------------------------
+
+GOOD_ENTRY = {
+    "check": '"CKV_AWS_145"',
+    "environments": '["staging", "prod"]',
+    "resources": '["platform/storage/access-logs/bucket"]',
+    "why": '"S3 server access log delivery cannot write to SSE-KMS buckets"',
+}
+
+
+def write_entries(path: Path, *entries: dict[str, str]) -> Path:
+    path.write_text("".join("[[accepted]]\n" + "".join(f"{k} = {v}\n" for k, v in e.items()) for e in entries))
+    return path
+
+
+def test_the_accepted_findings_file_is_valid() -> None:
+    acceptances = load_acceptances(ENVIRONMENTS)
+    assert acceptances, "an empty file would make every stale-acceptance test vacuous"
+    assert all(a.environments <= set(ENVIRONMENTS) and a.resources and len(a.why) >= 20 for a in acceptances)
+
+
+def test_an_entry_loads_with_its_reason(tmp_path: Path) -> None:
+    (loaded,) = load_acceptances(ENVIRONMENTS, write_entries(tmp_path / "a.toml", GOOD_ENTRY))
+    assert loaded == Acceptance(
+        "CKV_AWS_145",
+        frozenset({"staging", "prod"}),
+        ("platform/storage/access-logs/bucket",),
+        "S3 server access log delivery cannot write to SSE-KMS buckets",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("check", '"S3-2"', "a checkov check id"),
+        ("environments", '["qa"]', "a non-empty list without repeats of: dev, prod, staging"),
+        ("environments", "[]", "a non-empty list"),
+        ("environments", '["prod", "prod"]', "without repeats"),
+        ("resources", "[]", "a non-empty list of distinct construct path patterns"),
+        ("resources", '[" platform/x"]', "construct path patterns"),
+        ("why", '"because"', "a reason of at least 20 characters"),
+        ("severity", '"low"', "exactly ['check', 'environments', 'resources', 'why']"),
+    ],
+)
+def test_malformed_entries_are_refused(tmp_path: Path, key: str, value: str, allowed: str) -> None:
+    source = write_entries(tmp_path / "a.toml", {**GOOD_ENTRY, key: value})
+    with pytest.raises(GateError) as caught:
+        load_acceptances(ENVIRONMENTS, source)
+    field = "keys" if key == "severity" else key
+    assert str(caught.value).startswith(f"a.toml: accepted[0].{field} = ")
+    assert allowed in str(caught.value)
+
+
+def test_an_acceptance_written_twice_is_refused(tmp_path: Path) -> None:
+    narrower = {**GOOD_ENTRY, "environments": '["prod"]'}
+    with pytest.raises(GateError, match=re.escape("CKV_AWS_145 in prod is already accepted[0]")):
+        load_acceptances(ENVIRONMENTS, write_entries(tmp_path / "a.toml", GOOD_ENTRY, narrower))
+
+
+def test_anything_but_accepted_tables_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "a.toml"
+    source.write_text('skip-check = ["CKV_AWS_145"]\n')
+    with pytest.raises(GateError, match=re.escape("unknown top-level keys ['skip-check']")):
+        load_acceptances(ENVIRONMENTS, source)
+
+
+# --- the command line (make scan) with a stand-in checkov ------------------------------------------------------
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    """A synthesis output directory holding fabricated staging and prod stacks."""
+    for env in ("staging", "prod"):
+        (tmp_path / "out" / "stacks" / env).mkdir(parents=True)
+        (tmp_path / "out" / "stacks" / env / "cdk.tf.json").write_text(json.dumps(fake_stack(env)))
+    return tmp_path / "out"
+
+
+def stand_in_checkov(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reports: dict[str, Any], code: int = 1) -> Path:
+    """An executable that answers like checkov with ``reports[<env of --file>]`` and records how it was called."""
+    (tmp_path / "reports.json").write_text(json.dumps(reports))
+    script = tmp_path / "checkov"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "here = os.path.dirname(os.path.abspath(__file__))\n"
+        "env = sys.argv[sys.argv.index('--file') + 1].split(os.sep)[-2]\n"
+        "with open(os.path.join(here, 'calls.jsonl'), 'a') as calls:\n"
+        "    calls.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd()}) + '\\n')\n"
+        "print(json.dumps(json.load(open(os.path.join(here, 'reports.json')))[env]))\n"
+        f"sys.exit({code})\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("ML_PLATFORM_CHECKOV", str(script))
+    return tmp_path / "calls.jsonl"
+
+
+def accepted_file(tmp_path: Path) -> Path:
+    return write_entries(tmp_path / "accepted.toml", GOOD_ENTRY)
+
+
+def test_cli_passes_and_runs_checkov_with_every_check_on(tmp_path, out_dir, monkeypatch, capsys) -> None:
+    calls = stand_in_checkov(tmp_path, monkeypatch, {env: report(KMS_ON_LOG_BUCKET) for env in ("staging", "prod")})
+    assert main(["--out", str(out_dir), "--accepted", str(accepted_file(tmp_path))]) == 0
+    assert "checkov gate passed (prod, staging; 2 accepted findings" in capsys.readouterr().out
+    recorded = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert sorted(Path(c["argv"][-1]).parent.name for c in recorded) == ["prod", "staging"]
+    for call in recorded:
+        # No skip list and no config file: checkov reports every failed check, and only the gate accepts.
+        assert not {"--skip-check", "--config-file", "--soft-fail"} & set(call["argv"])
+        assert call["argv"][:6] == ["--framework", "terraform_json", "--skip-download", "--output", "json", "--file"]
+        assert not Path(call["cwd"]).resolve().is_relative_to(ROOT)
+
+
+def test_cli_fails_on_a_finding_accepted_elsewhere(tmp_path, out_dir, monkeypatch, capsys) -> None:
+    staging_only = write_entries(tmp_path / "accepted.toml", {**GOOD_ENTRY, "environments": '["staging"]'})
+    stand_in_checkov(tmp_path, monkeypatch, {env: report(KMS_ON_LOG_BUCKET) for env in ("staging", "prod")})
+    assert main(["--out", str(out_dir), "--accepted", str(staging_only)]) == 1
+    out = capsys.readouterr().out
+    assert "prod: not accepted: CKV_AWS_145" in out and "(accepted in staging only)" in out
+    assert "staging:" not in out
+
+
+def test_cli_scans_only_the_named_environments(tmp_path, out_dir, monkeypatch, capsys) -> None:
+    # prod's report would fail; naming staging scans staging alone.
+    calls = stand_in_checkov(tmp_path, monkeypatch, {"staging": report(KMS_ON_LOG_BUCKET), "prod": report()})
+    assert main(["staging", "--out", str(out_dir), "--accepted", str(accepted_file(tmp_path))]) == 0
+    assert len(calls.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "checkov_code", "message"),
+    [
+        (["dev"], 1, "no synthesized stack for 'dev'"),
+        ([], 2, "checkov failed on prod (exit 2)"),
+    ],
+)
+def test_cli_reports_a_gate_that_cannot_run(
+    tmp_path, out_dir, monkeypatch, capsys, arguments: list[str], checkov_code: int, message: str
+) -> None:
+    stand_in_checkov(tmp_path, monkeypatch, {env: report() for env in ("staging", "prod")}, checkov_code)
+    assert main([*arguments, "--out", str(out_dir), "--accepted", str(accepted_file(tmp_path))]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_without_checkov_names_the_variable(tmp_path, out_dir, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ML_PLATFORM_CHECKOV", str(tmp_path / "missing" / "checkov"))
+    assert main(["--out", str(out_dir), "--accepted", str(accepted_file(tmp_path))]) == 2
+    assert "run `make checkov` or set ML_PLATFORM_CHECKOV" in capsys.readouterr().err
+
+
+# --- where the gate is used ------------------------------------------------------------------------------------
+
+
+def test_make_scan_and_the_readme_run_the_gate() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^scan:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert recipe is not None, "the Makefile has no scan target"
+    assert "$(PY) tools/checkov_gate.py" in recipe.group(1)
+    # checkov is called by the gate alone: a direct call would scan with a different (or no) acceptance list.
+    assert "ML_PLATFORM_CHECKOV)" not in recipe.group(1)
+    readme = (ROOT / "README.md").read_text()
+    assert "make scan" in readme and "tools/checkov_gate.py" in readme
+    assert "--skip-check" not in readme and ".checkov.yaml" not in readme
+
+
+def test_no_checkov_config_file_skips_checks() -> None:
+    # checkov reads .checkov.yaml from the working directory: a skip list there would hide findings from a
+    # manual run that the gate reports.
+    for name in (".checkov.yaml", ".checkov.yml"):
+        config = ROOT / name
+        assert not config.exists() or "skip-check" not in config.read_text(), name
+
+
+# --- the real scan, through the gate ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def scans(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """checkov's JSON report of each environment, all checks on; the three scans run in parallel."""
-    binary = _checkov()
-    home = tmp_path_factory.mktemp("checkov-home")
-    # No config file may leak in (checkov reads .checkov.yaml from the working and home directories):
-    # the gate applies the skip list itself, so it can tell where each skipped finding occurs.
-    env = {**os.environ, "HOME": str(home), "ANSI_COLORS_DISABLED": "1", "LOG_LEVEL": "ERROR"}
-    started = time.monotonic()
-    processes = {
-        name: subprocess.Popen(
-            [
-                str(binary),
-                "--framework",
-                "terraform_json",
-                "--skip-download",
-                "--output",
-                "json",
-                "--file",
-                str(synth_dir / "stacks" / name / "cdk.tf.json"),
-            ],
-            cwd=home,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name in ENVIRONMENTS
-    }
-    reports = {}
-    for name, process in processes.items():
-        stdout, stderr = process.communicate(timeout=300)
-        # checkov exits 1 when a check failed; anything else means it did not complete.
-        assert process.returncode in (0, 1), f"checkov failed on {name} ({process.returncode}):\n{stderr[-3000:]}"
-        report = json.loads(stdout)
-        assert isinstance(report, dict), f"expected one terraform_json report for {name}, got {type(report)}"
-        reports[name] = report
-    print(f"checkov scanned {len(reports)} stacks in {time.monotonic() - started:.1f} s")
-    return reports
-
-
-def _path_of(stack: dict[str, Any], address: str) -> str:
-    """The construct path of a checkov resource address.
-
-    checkov names resources ``aws_x.name``, data sources ``data.aws_x.name``, and some resources
-    (those its graph checks do not type) ``resource.name``.
-    """
-    parts = address.split(".")
-    block = "data" if parts[0] == "data" else "resource"
-    name = parts[-1]
-    kinds = [parts[-2]] if len(parts) >= 2 and parts[-2] not in ("data", "resource") else list(stack.get(block, {}))
-    for kind in kinds:
-        config = stack.get(block, {}).get(kind, {}).get(name)
-        if config is not None:
-            return config.get("//", {}).get("metadata", {}).get("path", address)
-    return address
+def gate(synth_dir: Path) -> dict[str, GateResult]:
+    """The gate's result for each environment's synthesized stack, scanned by the pinned checkov."""
+    results = scan(synth_dir, ENVIRONMENTS, load_acceptances(ENVIRONMENTS))
+    return {result.environment: result for result in results}
 
 
 @pytest.mark.scanner
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_checkov_parsed_and_evaluated_the_stack(scans, stacks, env) -> None:
-    report = scans[env]
-    summary = report.get("summary", {})
-    assert summary.get("parsing_errors") == 0, summary
-    results = report.get("results", {})
-    evaluated = {r["resource"] for key in ("passed_checks", "failed_checks") for r in results.get(key, [])}
-    assert summary.get("passed", 0) + summary.get("failed", 0) > 0 and evaluated, summary
-    # The core data resources of every environment were among those checkov read.
+def test_the_gate_passes_every_stack(gate, env) -> None:
+    assert gate[env].ok, format_report([gate[env]])
+
+
+@pytest.mark.scanner
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_checkov_evaluated_the_core_data_resources(gate, stacks, env) -> None:
     for kind in ("aws_s3_bucket", "aws_kms_key"):
         names = set(resources(stacks[env], kind))
-        assert names and {f"{kind}.{n}" for n in names} <= evaluated, kind
-
-
-@pytest.mark.scanner
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_no_unaccepted_checkov_findings(scans, stacks, env) -> None:
-    skips = _config_skips()
-    accepted = _documented(ACCEPTED_SECTION)
-    unaccepted = []
-    for finding in scans[env].get("results", {}).get("failed_checks", []):
-        check_id = finding["check_id"]
-        if check_id in skips and env in accepted.get(check_id, (frozenset(), ""))[0]:
-            continue
-        line = (
-            f"{check_id} {finding['resource']} ({_path_of(stacks[env], finding['resource'])}): {finding['check_name']}"
-        )
-        unaccepted.append(line)
-    assert unaccepted == [], "checkov findings not accepted for " + env + ":\n  " + "\n  ".join(unaccepted)
-
-
-def test_every_skip_has_a_reason_and_a_documented_row() -> None:
-    skips = _config_skips()
-    accepted = _documented(ACCEPTED_SECTION)
-    assert skips, ".checkov.yaml skips nothing: then docs/security.md's accepted table must be empty too"
-    missing_reason = [check_id for check_id, why in skips.items() if len(why) < 20]
-    assert missing_reason == [], f"skip-check entries without a '# why:' reason: {missing_reason}"
-    assert sorted(accepted) == sorted(skips), "docs/security.md's accepted table and .checkov.yaml differ"
-    for check_id, (envs, why) in accepted.items():
-        assert envs and envs <= set(ENVIRONMENTS), f"{check_id}: environments {sorted(envs)}"
-        assert len(why) >= 20, f"{check_id}: the documented reason is too short"
-    count = re.search(r"checkov skips:\s*(\d+)", SECURITY_DOC.read_text())
-    assert count and int(count.group(1)) == len(skips), "docs/security.md's skip count is out of date"
-
-
-@pytest.mark.scanner
-def test_listed_findings_occur_exactly_where_documented(scans) -> None:
-    failing: dict[str, set[str]] = {}
-    for env in ENVIRONMENTS:
-        for finding in scans[env].get("results", {}).get("failed_checks", []):
-            failing.setdefault(finding["check_id"], set()).add(env)
-    listed = _documented(ACCEPTED_SECTION)
-    stale = {
-        check_id: {"documented": sorted(envs), "failing": sorted(failing.get(check_id, set()))}
-        for check_id, (envs, _) in listed.items()
-        if failing.get(check_id, set()) < envs
-    }
-    assert stale == {}, f"findings listed in docs/security.md for environments where the check passes: {stale}"
+        assert names and {f"{kind}.{n}" for n in names} <= gate[env].evaluated, kind
 
 
 def _noted(stack: dict[str, Any], rule_id: str) -> set[str]:
@@ -207,14 +408,11 @@ def _noted(stack: dict[str, Any], rule_id: str) -> set[str]:
 
 @pytest.mark.scanner
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_checkov_reads_resources_carrying_suppression_notes(scans, stacks, env) -> None:
+def test_checkov_reads_resources_carrying_suppression_notes(gate, stacks, env) -> None:
     noted = _noted(stacks[env], "S3-2")
     # Only staging and prod have the access-log bucket, the one resource with a silenced finding.
     assert bool(noted) is (env != "dev")
-    assert scans[env].get("summary", {}).get("parsing_errors") == 0
-    results = scans[env].get("results", {})
-    evaluated = {r["resource"] for key in ("passed_checks", "failed_checks") for r in results.get(key, [])}
-    assert noted <= evaluated
+    assert noted <= gate[env].evaluated
     # checkov's own SSE-KMS check fails exactly where S3-2 is suppressed (the accepted CKV_AWS_145).
-    kms_findings = {r["resource"] for r in results.get("failed_checks", []) if r["check_id"] == "CKV_AWS_145"}
+    kms_findings = {f.address for f in gate[env].accepted if f.check_id == "CKV_AWS_145"}
     assert kms_findings == noted

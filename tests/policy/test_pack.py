@@ -14,7 +14,7 @@ from constructs.policy.rules import GpuOnlyWhereAllowed, ProtectedData
 from stacks.deployment import DeploymentSettings
 from stacks.matrix import MATRIX
 from stacks.ml_platform_stack import MlPlatformStack
-from tests.policy.cases import tagged_stack
+from tests.policy.cases import NAMED_ADMIN_KEY_POLICY, tagged_stack
 from tests.support.stacks import OWNER_TAGS
 from tests.support.synth_json import ENVIRONMENTS
 
@@ -22,6 +22,7 @@ RULE_IDS = [
     "TAG-1",
     "IAM-1",
     "IAM-2",
+    "IAM-3",
     "S3-1",
     "S3-2",
     "S3-3",
@@ -30,6 +31,7 @@ RULE_IDS = [
     "EC2-2",
     "NET-1",
     "KMS-1",
+    "KMS-2",
     "GPU-1",
     "PROT-1",
 ]
@@ -109,7 +111,9 @@ def _add_strays(stack: MlPlatformStack) -> None:
             for kind in ("instance", "volume")
         ],
     )
-    aws.kms_key.KmsKey(stack, "short-window-key", enable_key_rotation=True, deletion_window_in_days=7)
+    aws.kms_key.KmsKey(
+        stack, "short-window-key", enable_key_rotation=True, deletion_window_in_days=7, policy=NAMED_ADMIN_KEY_POLICY
+    )
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +144,7 @@ def test_the_stack_configures_gpu1_from_the_environment(checked, env, gpu_violat
     assert MATRIX[env].gpu_enabled is not gpu_violation
     violations = [v for v in checked[env][1] if "GPU-1" in v]
     expected = [f"[{env}/stray-gpu] GPU-1: aws_launch_template.stray-gpu.instance_type = ['g5.xlarge']"]
-    assert [v.split(" is a GPU")[0] for v in violations] == (expected if gpu_violation else [])
+    assert [v.split(": accelerated")[0] for v in violations] == (expected if gpu_violation else [])
 
 
 @pytest.mark.parametrize(("env", "protected"), [("dev", False), ("staging", False), ("prod", True)])

@@ -1,4 +1,4 @@
-"""S3-1 .. S3-4 (the bucket baseline), KMS-1 (key rotation) and PROT-1 (protected data) on hand-written input."""
+"""S3-1 .. S3-4 (the bucket baseline) and KMS-1 (key rotation) on hand-written input (PROT-1: test_protection_rules)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from constructs.policy.rules import (
     BucketTlsOnly,
     BucketVersioned,
     KmsKeyRotation,
-    ProtectedData,
 )
 
 from tests.policy.cases import check, check_one, document, stack_config
@@ -167,41 +166,3 @@ def test_kms1_requires_rotation_of_symmetric_keys_only() -> None:
     assert check_one(rule, "aws_kms_key", {}) == ["aws_kms_key.r does not enable key rotation"]
     symmetric = {"enable_key_rotation": False, "customer_master_key_spec": "SYMMETRIC_DEFAULT"}
     assert check_one(rule, "aws_kms_key", symmetric) == ["aws_kms_key.r does not enable key rotation"]
-
-
-# --- PROT-1 ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("resource_type", "config", "fragment"),
-    [
-        ("aws_s3_bucket", {"bucket": "b"}, "lacks lifecycle.prevent_destroy"),
-        ("aws_s3_bucket", {"force_destroy": True, "lifecycle": {"prevent_destroy": True}}, "sets force_destroy"),
-        ("aws_kms_key", {"deletion_window_in_days": 7}, "deletion_window_in_days = 7"),
-        ("aws_dynamodb_table", {"name": "t"}, "lacks deletion_protection_enabled = true"),
-        ("aws_db_instance", {"deletion_protection": False}, "lacks deletion_protection = true"),
-        ("aws_efs_file_system", {}, "lacks lifecycle.prevent_destroy"),
-        ("aws_ecr_repository", {"force_delete": True}, "sets force_delete"),
-    ],
-)
-def test_prot1_requires_deletion_protection_in_protected_environments(resource_type, config, fragment) -> None:
-    (problem,) = check_one(ProtectedData(protected=True), resource_type, config)
-    assert fragment in problem and problem.endswith("(protected environment)")
-    assert check_one(ProtectedData(protected=False), resource_type, config) == []
-
-
-@pytest.mark.parametrize(
-    ("resource_type", "config"),
-    [
-        ("aws_s3_bucket", {"force_destroy": False, "lifecycle": {"prevent_destroy": True}}),
-        ("aws_kms_key", {"deletion_window_in_days": 30}),
-        ("aws_kms_key", {}),  # the provider's default window is the 30-day maximum
-        ("aws_kms_key", {"deletion_window_in_days": 7, "lifecycle": {"prevent_destroy": True}}),
-        ("aws_dynamodb_table", {"deletion_protection_enabled": True}),
-        # Compute is rebuilt from code and stays replaceable.
-        ("aws_eks_cluster", {"name": "c"}),
-        ("aws_autoscaling_group", {"max_size": 2}),
-    ],
-)
-def test_prot1_passes_protected_or_stateless_resources(resource_type, config) -> None:
-    assert check_one(ProtectedData(protected=True), resource_type, config) == []

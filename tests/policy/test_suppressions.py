@@ -19,12 +19,13 @@ from constructs.policy.pack import security_checks
 from constructs.policy.rules import BucketEncryptedWithKms
 from constructs.storage.bucket import SecureBucket, SecureBucketProps
 
-from tests.policy.cases import tagged_stack, written
+from tests.policy.cases import NAMED_ADMIN_KEY_POLICY, tagged_stack, written
 from tests.support.synth_json import resources
 
 NOTES = "suppressed_checks"
 """The key of a resource's ``//`` block listing the suppressed rules that fired, with their reasons."""
 VERSIONING_REASON = "versioning is managed outside Terraform for this test bucket"
+KEPT = cdktf.TerraformResourceLifecycle(prevent_destroy=True)
 
 
 def _notes(stack: dict) -> dict[str, dict[str, str]]:
@@ -39,7 +40,8 @@ def _notes(stack: dict) -> dict[str, dict[str, str]]:
 
 def _log_and_data_buckets(stack: cdktf.TerraformStack) -> tuple[SecureBucket, SecureBucket]:
     """An SSE-S3 access-log bucket (which violates S3-2, suppressed) and a compliant SSE-KMS data bucket."""
-    key = aws.kms_key.KmsKey(stack, "key", enable_key_rotation=True)
+    # Protected stacks hold these too: the key is kept from Terraform's destroy (PROT-1).
+    key = aws.kms_key.KmsKey(stack, "key", enable_key_rotation=True, lifecycle=KEPT, policy=NAMED_ADMIN_KEY_POLICY)
     logs = SecureBucket(
         stack, "logs", SecureBucketProps(bucket_name="logs-bucket", kms_key=None, log_delivery_source_account="1")
     )
@@ -113,7 +115,7 @@ def test_a_suppression_whose_rule_finds_nothing_writes_nothing(tmp_path) -> None
     app = cdktf.App(outdir=str(tmp_path))
     stack = tagged_stack(app, protected=True)
     logs, data = _log_and_data_buckets(stack)
-    key = aws.kms_key.KmsKey(stack, "rotating", enable_key_rotation=True)
+    key = aws.kms_key.KmsKey(stack, "rotating", enable_key_rotation=True, lifecycle=KEPT, policy=NAMED_ADMIN_KEY_POLICY)
     # Rules the data bucket, the key and the whole stack comply with: these suppressions silence nothing.
     suppress(data, "S3-2", "the data bucket is encrypted with SSE-KMS, so this suppression silences nothing")
     suppress(key, "KMS-1", "the key rotates, so this suppression silences nothing at all")

@@ -7,13 +7,17 @@ SageMaker endpoint), and dev (CPU-only EKS, serverless SageMaker). Each is synth
 ``main.build_app`` with the product's switches, ``ML_PLATFORM_EMULATOR_ENDPOINT`` (which changes only
 the AWS provider block) and ``ML_PLATFORM_BACKEND=local``, then its AWS part (``aws_only``: the helm
 and kubernetes providers have no binaries offline) goes through ``terraform init`` (offline mirror) ->
-``apply`` -> ``plan -detailed-exitcode`` (must report no changes) -> ``destroy``. boto3 checks the
-emulator after apply (every resource as the environment matrix configures it) and after destroy
+``apply`` -> ``plan -detailed-exitcode`` (must report no changes) -> a plan of the same shape synthesized
+with ``tags.project`` renamed (dev: tags change in place; nothing is added, replaced or destroyed) -> ``destroy``.
+boto3 checks the emulator after apply (every resource as the environment matrix configures it) and after destroy
 (nothing left). Nothing is excluded from the AWS part.
 
 The shapes are the matrix's own, sizes included. One override applies to both: a published model
 version (``sagemaker.model_version``), which is what creates the SageMaker model, endpoint
 configuration, endpoint and autoscaling; without it an environment has none of them.
+
+Alongside them, on the same emulator, prod's data resources go through tests/stacks/protection_cycle.py:
+a destroy plan must fail on every one of them, and a renamed project must replace nothing.
 
 Staging keeps its buckets on destroy (no ``force_destroy``) and its access-log bucket fills with S3
 server access logs, so its teardown is an operator's: stop the log delivery (a targeted destroy of
@@ -30,9 +34,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +50,7 @@ from botocore.exceptions import ClientError
 from stacks.emulator import emulator_provider_arguments
 from stacks.environment import EnvironmentConfig
 from stacks.overrides import load_environments
+from tests.stacks.protection_cycle import run_protection_cycle
 from tests.support.emulator import ACCOUNT_ID, REGION, Emulator, start_emulator
 from tests.support.synth_json import resources
 from tests.support.terraform import MIRROR_ENV, aws_only, run_terraform, terraform_cli_env
@@ -54,11 +60,12 @@ TestFunction = TypeVar("TestFunction", bound=Callable[..., None])
 
 def deploy_cycle(test: TestFunction) -> TestFunction:
     """Mark a test that needs the running emulator and terraform; the configuration checks are fast."""
-    for mark in (pytest.mark.slow, pytest.mark.emulator, pytest.mark.terraform):
+    for mark in (pytest.mark.slow, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.longest):
         test = mark(test)
     return test
 
 
+ROOT = Path(__file__).resolve().parents[2]
 # The test (not the product) falls back to where these machines keep the offline provider mirror.
 DEFAULT_MIRROR = "/opt/tf-plugins"
 
@@ -113,6 +120,42 @@ def synthesized(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) ->
     return outdir, configs
 
 
+# A project renamed in the cost tags: after apply, the renamed stack must plan tag updates in place only. Dev
+# (the issue's example: it used to replace 84 resources) and prod (tests/stacks/protection_cycle.py) show it;
+# the plan is the same kind in staging, where it would only lengthen the longest cycle.
+RENAMED_PROJECT = "Renamed Project"
+RENAMED_SHAPES = ("dev",)
+
+
+@pytest.fixture(scope="module")
+def renamed(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[Path]]:
+    """The same stacks with ``tags.project`` renamed in :data:`RENAMED_SHAPES` and in prod.
+
+    Synthesized by ``python main.py`` in a process of its own, started at once and awaited where first needed
+    (after an apply): the synth then overlaps the applies instead of delaying them.
+    """
+    outdir = tmp_path_factory.mktemp("emulator-renamed") / "cdktf.out"
+    shapes = {shape: {**SHAPES.get(shape, {}), "tags.project": RENAMED_PROJECT} for shape in (*RENAMED_SHAPES, "prod")}
+    env = {
+        **os.environ,
+        "ML_PLATFORM_EMULATOR_ENDPOINT": emulator.endpoint,
+        "ML_PLATFORM_BACKEND": "local",
+        "ML_PLATFORM_OVERRIDES": json.dumps(shapes),
+        "CDKTF_OUTDIR": str(outdir),
+    }
+    env.pop("ML_PLATFORM_OVERRIDES_FILE", None)
+
+    def synth() -> Path:
+        result = subprocess.run(
+            [sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        return outdir
+
+    with ThreadPoolExecutor(max_workers=1) as background:
+        yield background.submit(synth)
+
+
 def _client_factory(emulator: Emulator) -> Client:
     """boto3 clients for the emulator; each call builds its own session, so threads never share one."""
 
@@ -154,9 +197,9 @@ def _assert_network(config: EnvironmentConfig, state: dict[str, list[dict[str, A
     assert _tags(vpc.get("Tags"))["environment"] == config.name
     in_vpc = [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
     subnets = ec2.describe_subnets(Filters=in_vpc)["Subnets"]
-    # A public and a private subnet in each AZ.
+    # A public and a private subnet in each pinned zone, and in no other.
     assert len(subnets) == 2 * config.network.az_count
-    assert len({subnet["AvailabilityZone"] for subnet in subnets}) == config.network.az_count
+    assert sorted(subnet["AvailabilityZoneId"] for subnet in subnets) == sorted(2 * config.network.zone_ids)
     nat_gateways = [n for n in ec2.describe_nat_gateways(Filters=in_vpc)["NatGateways"] if n["State"] == "available"]
     assert len(nat_gateways) == (config.network.az_count if config.network.nat_gateways == "per_az" else 1)
     private = [s["SubnetId"] for s in subnets if _tags(s.get("Tags")).get("kubernetes.io/role/internal-elb") == "1"]
@@ -433,27 +476,33 @@ def _empty_bucket(s3: Any, bucket: str) -> None:
             assert not result.get("Errors"), f"{bucket}: {result['Errors'][:3]}"
 
 
-def _run_cycle(
-    shape: str,
-    config: EnvironmentConfig,
-    stack_dir: Path,
-    workdir: Path,
-    aws: Client,
-) -> CycleReport:
-    """init -> apply -> checks -> plan (no changes) -> destroy for one synthesized stack."""
-    report = CycleReport(shape)
-    shutil.copytree(stack_dir, workdir)
-    stack = aws_only(json.loads((stack_dir / "cdk.tf.json").read_text()))
-    (workdir / "cdk.tf.json").write_text(json.dumps(stack, indent=2))
-    expected = sum(len(bodies) for bodies in stack["resource"].values())
-
-    cli_dir = workdir.parent / f"{shape}-cli"
+def _terraform_env(cli_dir: Path) -> dict[str, str]:
+    """The environment of terraform commands against the emulator, with its CLI config in ``cli_dir``."""
     cli_dir.mkdir()
     env = terraform_cli_env(cli_dir, mirror=os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR)
     # A profile, session token or endpoint from the developer's shell must not reach the provider.
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         env.pop(name, None)
     env["AWS_EC2_METADATA_DISABLED"] = "true"
+    return env
+
+
+def _run_cycle(
+    shape: str,
+    config: EnvironmentConfig,
+    stack_dir: Path,
+    workdir: Path,
+    aws: Client,
+    renamed: Future[Path],
+) -> CycleReport:
+    """init -> apply -> checks -> plan (no changes) -> plan of the renamed project (tags only) -> destroy."""
+    report = CycleReport(shape)
+    shutil.copytree(stack_dir, workdir)
+    stack = aws_only(json.loads((stack_dir / "cdk.tf.json").read_text()))
+    (workdir / "cdk.tf.json").write_text(json.dumps(stack, indent=2))
+    expected = sum(len(bodies) for bodies in stack["resource"].values())
+
+    env = _terraform_env(workdir.parent / f"{shape}-cli")
 
     def terraform(step: str, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
         started = time.monotonic()
@@ -478,6 +527,15 @@ def _run_cycle(
         _assert_applied(config, state, aws)
         plan = terraform("plan", "plan", "-detailed-exitcode", PARALLELISM, ok=(0, 2))
         assert plan.returncode == 0, f"{shape}: perpetual diff after apply:\n{plan.stdout}"
+        if shape in RENAMED_SHAPES:
+            # The project is a cost tag, not a name: renaming it updates tags in place and replaces nothing.
+            renamed_stack = aws_only(json.loads((renamed.result() / "stacks" / shape / "cdk.tf.json").read_text()))
+            (workdir / "cdk.tf.json").write_text(json.dumps(renamed_stack, indent=2))
+            rename = terraform("plan-renamed", "plan", "-detailed-exitcode", "-refresh=false", PARALLELISM, ok=(2,))
+            (workdir / "cdk.tf.json").write_text(json.dumps(stack, indent=2))
+            changes = re.search(r"Plan: 0 to add, [1-9]\d* to change, 0 to destroy", rename.stdout)
+            assert changes, f"{shape}:\n{rename.stdout[-3000:]}"
+            assert RENAMED_PROJECT in rename.stdout and "must be replaced" not in rename.stdout
     finally:
         # Destroy even when a check failed, so the emulator is left clean. Buckets the environment
         # keeps (no force_destroy) must be emptied first, and S3 keeps delivering access logs while
@@ -500,21 +558,43 @@ def _run_cycle(
 
 @deploy_cycle
 def test_environment_shapes_apply_replan_clean_and_destroy(
-    emulator: Emulator, synthesized: tuple[Path, dict[str, Any]], tmp_path: Path
+    emulator: Emulator, synthesized: tuple[Path, dict[str, Any]], renamed: Future[Path], tmp_path: Path
 ) -> None:
     outdir, configs = synthesized
     assert configs["staging"].gpu_enabled and configs["staging"].training is not None
     aws = _client_factory(emulator)
     started = time.monotonic()
     # The cycles spend most of their time in the provider's own waits, so they overlap well.
-    with ThreadPoolExecutor(max_workers=len(SHAPES)) as pool:
+    with ThreadPoolExecutor(max_workers=len(SHAPES) + 1) as pool:
         futures = {
-            shape: pool.submit(_run_cycle, shape, configs[shape], outdir / "stacks" / shape, tmp_path / shape, aws)
+            shape: pool.submit(
+                _run_cycle,
+                shape,
+                configs[shape],
+                outdir / "stacks" / shape,
+                tmp_path / shape,
+                aws,
+                renamed,
+            )
             for shape in SHAPES
         }
+        # Prod's data resources, on the same emulator: a destroy plan fails, a project rename replaces nothing.
+        protection = pool.submit(
+            run_protection_cycle,
+            outdir / "stacks" / "prod",
+            lambda: renamed.result() / "stacks" / "prod",
+            RENAMED_PROJECT,
+            tmp_path / "prod",
+            _terraform_env(tmp_path / "prod-cli"),
+        )
         reports = [futures[shape].result() for shape in SHAPES]
+        kms_keys = {key: days for report in reports for key, days in report.kms_keys.items()}
+        protected_keys, kept_log_groups = protection.result()
+        kms_keys.update(protected_keys)
+    for log_group in kept_log_groups:
+        aws("logs").delete_log_group(logGroupName=log_group)
     total = round(time.monotonic() - started, 1)
-    _assert_emulator_empty(aws, {key: days for report in reports for key, days in report.kms_keys.items()})
+    _assert_emulator_empty(aws, kms_keys)
     for report in reports:
         print(f"emulator cycle {report.shape}: {report.resources} resources, seconds {report.timings}")
     print(f"emulator cycles, both shapes concurrently: {total} s")

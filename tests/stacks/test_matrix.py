@@ -58,8 +58,9 @@ def test_names_and_tags_derive_from_the_environment() -> None:
 
 
 def test_an_override_changes_only_the_named_field() -> None:
-    configs = _load({"staging": {"network.az_count": 4, "budget.monthly_limit_usd": 900}})
-    assert configs["staging"].network.az_count == 4
+    four_zones = ["use1-az1", "use1-az2", "use1-az4", "use1-az6"]
+    configs = _load({"staging": {"network.zone_ids": four_zones, "budget.monthly_limit_usd": 900}})
+    assert configs["staging"].network.zone_ids == tuple(four_zones)
     assert configs["staging"].budget.monthly_limit_usd == 900
     assert configs["staging"].network.vpc_cidr == MATRIX["staging"].network.vpc_cidr
     assert configs["prod"] == MATRIX["prod"]
@@ -73,24 +74,20 @@ def test_list_overrides_become_tuples_and_files_are_read(tmp_path) -> None:
     assert configs["dev"].budget.alert_emails == ("a@example.com", "b@example.com")
 
 
-def test_inline_overrides_win_over_the_file_field_by_field(tmp_path) -> None:
-    path = tmp_path / "overrides.json"
-    path.write_text(json.dumps({"dev": {"network.az_count": 3, "budget.monthly_limit_usd": 700}}))
-    configs = load_environments(
-        environ={OVERRIDES_FILE_ENV: str(path), OVERRIDES_ENV: json.dumps({"dev": {"network.az_count": 4}})}
-    )
-    assert (configs["dev"].network.az_count, configs["dev"].budget.monthly_limit_usd) == (4, 700)
-
-
 def test_a_whole_section_can_be_replaced_by_an_object() -> None:
-    configs = _load({"dev": {"network": {"vpc_cidr": "10.11.0.0/16", "az_count": 2, "nat_gateways": "single"}}})
+    section = {"vpc_cidr": "10.11.0.0/16", "zone_ids": ["use1-az1", "use1-az2"], "nat_gateways": "single"}
+    configs = _load({"dev": {"network": section}})
     assert configs["dev"].network.vpc_cidr == "10.11.0.0/16"
     assert configs["dev"].network.flow_log_retention_days == 90, "an unset field of a replaced section is its default"
 
 
 def test_overrides_that_only_make_sense_together_can_be_given_together() -> None:
     # Each alone breaks a rule across sections (multi-AZ needs a NAT per AZ and 3 AZs); together they hold.
-    together = {"multi_az": True, "network.nat_gateways": "per_az", "network.az_count": 3}
+    together = {
+        "multi_az": True,
+        "network.nat_gateways": "per_az",
+        "network.zone_ids": ["use1-az1", "use1-az2", "use1-az4"],
+    }
     assert _load({"dev": together})["dev"].multi_az
     with pytest.raises(ConfigurationError) as caught:
         _load({"dev": {"multi_az": True}})
@@ -101,24 +98,24 @@ def test_overrides_that_only_make_sense_together_can_be_given_together() -> None
     ("overrides", "env", "field", "allowed_fragment"),
     [
         ({"dev": {"region": "moon-east-1"}}, "dev", "region", "us-east-1"),
-        ({"dev": {"network.az_count": 9}}, "dev", "network.az_count", "from 2 to 6"),
-        ({"staging": {"network.vpc_cidr": "10.30.0.0/16"}}, "prod", "network.vpc_cidr", "does not overlap staging"),
-        ({"prod": {"network.vpc_cidr": "10.10.128.0/17"}}, "prod", "network.vpc_cidr", "does not overlap dev"),
+        ({"dev": {"network.zone_ids": ["use1-az1"]}}, "dev", "network.zone_ids", "(2 to 6 items)"),
+        ({"staging": {"network.vpc_cidr": "10.30.0.0/16"}}, "staging", "network.vpc_cidr", "does not overlap prod"),
+        ({"staging": {"network.vpc_cidr": "10.10.128.0/17"}}, "staging", "network.vpc_cidr", "does not overlap dev"),
         ({"dev": {"network.vpc_cidr": "10.10.0.0/8"}}, "dev", "network.vpc_cidr", "prefix from /16 to /20"),
-        ({"prod": {"tags.team": ""}}, "prod", "tags.team", "non-empty tag value"),
+        ({"prod": {"tags.team": ""}}, "prod", "tags.team", "tag value of 1-256"),
         ({"prod": {"network.nat_gateways": "single"}}, "prod", "network.nat_gateways", "'per_az' when multi_az"),
         ({"dev": {"network.nat_gateways": "two"}}, "dev", "network.nat_gateways", "'single', 'per_az'"),
-        ({"dev": {"budget.monthly_limit_usd": -5}}, "dev", "budget.monthly_limit_usd", "of at least 1"),
+        ({"dev": {"budget.monthly_limit_usd": -5}}, "dev", "budget.monthly_limit_usd", "from 1 to 1000000"),
         ({"dev": {"budget.alert_emails": ["not-an-email"]}}, "dev", "budget.alert_emails[0]", "e-mail"),
         ({"dev": {"storage.backup_retention_days": 5}}, "dev", "storage.backup_retention_days", "from 31"),
         ({"prod": {"storage.force_destroy": True}}, "prod", "storage.force_destroy", "prevent_destroy"),
         ({"dev": {"network.flow_log_retention_days": 10}}, "dev", "network.flow_log_retention_days", "one of"),
         ({"dev": {"network.interface_endpoints": ["sagemaker"]}}, "dev", "network.interface_endpoints[0]", "one of"),
         ({"dev": {"keys.deletion_window_days": 3}}, "dev", "keys.deletion_window_days", "from 7 to 30"),
-        ({"dev": {"network.az_cont": 2}}, "dev", "network.az_cont", "'az_count'"),
-        ({"dev": {"name": "qa"}}, "dev", "name", "any field but 'name'"),
+        ({"dev": {"network.zone_id": ["use1-az1"]}}, "dev", "network.zone_id", "'zone_ids'"),
+        ({"dev": {"name": "qa"}}, "dev", "name", "'dev': the value in stacks/matrix.py"),
         ({"dev": {"training.max_size": 2}}, "dev", "training.max_size", "a path into an enabled section"),
-        ({"dev": {"network": {"vpc_cidr": "10.11.0.0/16", "typo": 1}}}, "dev", "network.typo", "one of"),
+        ({"dev": {"network": {"zone_ids": ["use1-az1", "use1-az2"], "typo": 1}}}, "dev", "network.typo", "one of"),
     ],
 )
 def test_bad_values_name_environment_field_and_what_is_allowed(overrides, env, field, allowed_fragment) -> None:

@@ -10,7 +10,7 @@ from constructs.storage.bucket import SecureBucket, SecureBucketProps
 from constructs.storage.settings import BUCKET_NAME_ALLOWED, BucketLifecycle
 
 from tests.support.stacks import TinyStack
-from tests.support.synth_json import policy, resources
+from tests.support.synth_json import only, policy, ref, resources
 
 
 # One name per kind of S3 naming rule; is_bucket_name's own tests (test_settings.py) cover each rule.
@@ -37,6 +37,62 @@ def test_a_bucket_needs_a_key_unless_it_is_a_log_bucket() -> None:
     tiny = TinyStack("nokey")
     with pytest.raises(ConfigurationError, match=r"nokey/b: field 'kms_key'.*only an access-log bucket"):
         SecureBucket(tiny.stack, "b", SecureBucketProps(bucket_name="some-bucket", kms_key=None))
+
+
+def _log_bucket(tiny: TinyStack) -> SecureBucket:
+    return SecureBucket(
+        tiny.stack,
+        "logs",
+        SecureBucketProps(bucket_name="logs-b", kms_key=None, log_delivery_source_account="123456789012"),
+    )
+
+
+def test_the_access_log_bucket_admits_the_logging_service_only_for_its_source_buckets() -> None:
+    tiny = TinyStack()
+    logs = _log_bucket(tiny)
+    for name in ("one", "two"):
+        SecureBucket(
+            tiny.stack, name, SecureBucketProps(bucket_name=f"{name}-b", kms_key=tiny.key, access_log_bucket=logs)
+        )
+    config = tiny.synth_with_paths()
+    statements = policy(only(config, "aws_s3_bucket_policy", "logs/policy")["policy"])["Statement"]
+    assert [s["Sid"] for s in statements] == ["DenyInsecureTransport", "S3ServerAccessLogDelivery"]
+    assert statements[1] == {
+        "Sid": "S3ServerAccessLogDelivery",
+        "Effect": "Allow",
+        "Principal": {"Service": "logging.s3.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": ref(config, "aws_s3_bucket", "logs/bucket", "arn") + "/*",
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": "123456789012"},
+            "ArnLike": {
+                "aws:SourceArn": [ref(config, "aws_s3_bucket", f"{name}/bucket", "arn") for name in ("one", "two")]
+            },
+        },
+    }
+    # The source buckets' own policies admit no service.
+    for name in ("one", "two"):
+        (deny,) = policy(only(config, "aws_s3_bucket_policy", f"{name}/policy")["policy"])["Statement"]
+        assert deny["Effect"] == "Deny"
+
+
+def test_an_access_log_bucket_without_sources_admits_no_one() -> None:
+    tiny = TinyStack()
+    _log_bucket(tiny)
+    (log_policy,) = resources(tiny.synth(), "aws_s3_bucket_policy").values()
+    assert [s["Sid"] for s in policy(log_policy["policy"])["Statement"]] == ["DenyInsecureTransport"]
+
+
+def test_access_logs_go_only_to_an_access_log_bucket() -> None:
+    tiny = TinyStack("wiring")
+    kms_bucket = SecureBucket(tiny.stack, "data", SecureBucketProps(bucket_name="data-b", kms_key=tiny.key))
+    with pytest.raises(ConfigurationError) as caught:
+        SecureBucket(
+            tiny.stack, "src", SecureBucketProps(bucket_name="src-b", kms_key=tiny.key, access_log_bucket=kms_bucket)
+        )
+    assert (caught.value.where, caught.value.field) == ("wiring/src", "access_log_bucket")
+    assert caught.value.value == "wiring/data"
+    assert "an access-log bucket" in caught.value.allowed
 
 
 def test_only_the_sse_s3_log_bucket_carries_the_s3_2_suppression() -> None:

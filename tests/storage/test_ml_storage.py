@@ -11,7 +11,7 @@ from constructs.storage.ml_storage import MlStorage, MlStorageProps
 from constructs.storage.settings import StorageSettings
 
 from tests.support.stacks import TinyStack
-from tests.support.synth_json import ENVIRONMENTS, doc, policy, resources
+from tests.support.synth_json import ENVIRONMENTS, arn_parts, doc, policy, ref, resources
 
 DATA_BUCKETS = ("training-data", "model-artifacts", "checkpoints", "mlflow-artifacts")
 
@@ -86,6 +86,13 @@ def test_protection_and_access_logging_follow_the_matrix(stacks, env, force_dest
         (delivery,) = [s for s in log_policy["Statement"] if s["Sid"] == "S3ServerAccessLogDelivery"]
         assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
         assert delivery["Action"] == "s3:PutObject"
+        # The logging service writes only for this account's four data buckets (AWS's confused-deputy guard).
+        assert delivery["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": arn_parts(stacks[env])[2]},
+            "ArnLike": {
+                "aws:SourceArn": [ref(stacks[env], "aws_s3_bucket", f"{p}/bucket", "arn") for p in DATA_BUCKETS]
+            },
+        }
     else:
         assert logs == {} and "access-logs" not in _by_bucket(stacks[env], "aws_s3_bucket")
 
@@ -155,7 +162,14 @@ def test_bucket_names_come_from_the_context() -> None:
         ]["policy"]
     )
     (delivery,) = [s for s in log_policy["Statement"] if s["Sid"] == "S3ServerAccessLogDelivery"]
-    assert delivery["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    data_bucket_arns = [
+        f"${{aws_s3_bucket.{_logical_name(config, 'aws_s3_bucket', purpose, 'bucket')}.arn}}"
+        for purpose in DATA_BUCKETS
+    ]
+    assert delivery["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": data_bucket_arns},
+    }
 
 
 def test_without_access_logging_there_is_no_log_bucket() -> None:

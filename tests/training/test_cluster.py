@@ -32,6 +32,7 @@ from tests.support.synth_json import (
 )
 from tests.training.clusters import (
     CLUSTER_ENVS,
+    DEPLOYER_ARN,
     EXPECTED,
     OWNER_TAGS,
     asg_arn,
@@ -258,11 +259,27 @@ def test_notification_key_lets_eventbridge_and_the_function_publish(stacks, env)
     partition, region, account = arn_parts(stack)
     statements = policy(key["policy"])["Statement"]
     assert [s["Sid"] for s in statements] == [
-        "AccountAdministersKey",
+        "AccountReadsKey",
+        "AdministratorsManageKey",
         "AccountUsesKeyThroughSns",
         "EventBridgePublishesToTopic",
     ]
-    assert statements[1] == {
+    # Administered like the platform's own keys: by the deploying role, the account only reads.
+    platform_data_key = policy(only(stack, "aws_kms_key", "platform/keys/data")["policy"])["Statement"]
+    assert statements[:2] == platform_data_key[:2]
+    assert statements[1]["Principal"] == {
+        "AWS": [data_ref(stack, "aws_iam_session_context", "platform/deployer", "issuer_arn")]
+    }
+    assert statements[0]["Principal"] == {"AWS": f"arn:{partition}:iam::{account}:root"}
+    assert statements[0]["Action"] == [
+        "kms:DescribeKey",
+        "kms:GetKeyPolicy",
+        "kms:GetKeyRotationStatus",
+        "kms:ListGrants",
+        "kms:ListKeyPolicies",
+        "kms:ListResourceTags",
+    ]
+    assert statements[2] == {
         "Sid": "AccountUsesKeyThroughSns",
         "Effect": "Allow",
         "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
@@ -270,12 +287,17 @@ def test_notification_key_lets_eventbridge_and_the_function_publish(stacks, env)
         "Resource": "*",
         "Condition": {"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}},
     }
-    assert statements[2] == {
+    # SNS supports no aws:SourceArn/aws:SourceAccount for EventBridge here: the topic's encryption context binds
+    # the statement, to exactly the topic EventBridge publishes to (whose ARN the key cannot refer to).
+    topic_arn = f"arn:{partition}:sns:{region}:{account}:mlp-{env}-training-events"
+    assert training(stack, "aws_sns_topic", "events-topic")["name"] == f"mlp-{env}-training-events"
+    assert statements[3] == {
         "Sid": "EventBridgePublishesToTopic",
         "Effect": "Allow",
         "Principal": {"Service": "events.amazonaws.com"},
         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
         "Resource": "*",
+        "Condition": {"StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": topic_arn}},
     }
 
 
@@ -441,6 +463,17 @@ def test_notification_key_follows_the_key_settings() -> None:
     tiny, _ = build_cluster(keys=PlatformKeysSettings(deletion_window_days=7))
     config = tiny.synth_with_paths()
     assert only(config, "aws_kms_key", "training/notifications-key")["deletion_window_in_days"] == 7
+
+
+def test_notification_key_is_administered_by_the_platform_key_administrators() -> None:
+    admins = ("arn:aws:iam::123456789012:role/break-glass", "arn:aws:iam::123456789012:role/ci/deploy")
+    tiny, _ = build_cluster(keys=PlatformKeysSettings(admin_role_arns=admins))
+    config = tiny.synth_with_paths()
+    notifications = policy(only(config, "aws_kms_key", "training/notifications-key")["policy"])["Statement"]
+    data = policy(only(config, "aws_kms_key", "keys/data")["policy"])["Statement"]
+    assert notifications[1]["Sid"] == "AdministratorsManageKey"
+    assert notifications[1]["Principal"] == {"AWS": [DEPLOYER_ARN, *admins]}
+    assert notifications[:2] == data[:2]
 
 
 def test_efa_and_repository_list_shape_the_nodes() -> None:

@@ -28,7 +28,7 @@ RELATIVE_PREFIX = "a relative S3 key prefix ending in '/'"
         ({"instance_types": ("p3.8xlarge", "g4dn.12xlarge")}, "instance_types", "Turing or newer GPUs: p3.8xlarge"),
         ({"instance_types": ("g6e.12xlarge", "g5.12xlarge")}, "instance_types", "at least the GPU memory"),
         ({"instance_types": ("g5.12xlarge",)}, "instance_types", "at least two types when spot is used"),
-        ({"instance_types": ("g5.12xlarge", "g5.12xlarge")}, "instance_types", "each type at most once"),
+        ({"instance_types": ("g5.12xlarge", "g5.12xlarge")}, "instance_types", "each item at most once"),
         ({"instance_types": ["g5.12xlarge", "g6.12xlarge"]}, "instance_types", "a list of"),
         ({"max_size": 0}, "max_size", "from 1 to 100"),
         ({"on_demand_base_capacity": 3}, "on_demand_base_capacity", "from 0 to max_size (2)"),

