@@ -46,9 +46,10 @@ synth: install
 
 ## Lint and type checks, then the whole test suite, including the emulator deploy test (about 4 minutes on 2 cores).
 ## One pytest worker per core: the emulator deploy test (mostly the AWS provider's own waits) starts first on one,
-## the rest of the suite runs on the others meanwhile.
+## the rest of the suite runs on the others meanwhile. --no-loadscope-reorder keeps the file order of
+## tests/conftest.py (longest first); xdist's default orders files by their number of tests instead.
 test: lint $(CHECKOV_STAMP)
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 ## The unit suite only: no AWS emulator, no terraform binary, no checkov (make test runs those gates too).
 test-fast: $(PY_STAMP)
