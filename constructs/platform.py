@@ -85,7 +85,7 @@ class MlPlatform(Construct):
         super().__init__(scope, id)
         self.config = config
         identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "account")
-        # The principal running Terraform administers every key; a key policy names its role, not the session.
+        # The principal running Terraform administers every key and the cluster; both name its role, not the session.
         deployer = aws.data_aws_iam_session_context.DataAwsIamSessionContext(self, "deployer", arn=identity.arn)
         region = aws.data_aws_region.DataAwsRegion(self, "region")
         partition = aws.data_aws_partition.DataAwsPartition(self, "partition")
@@ -96,13 +96,12 @@ class MlPlatform(Construct):
             region=region.name,
             partition=partition.partition,
             owner_tags=config.resource_tags,
+            deployer_arn=deployer.issuer_arn,
             protected=config.protected,
         )
         c = self.context
 
-        self.keys = PlatformKeys(
-            self, "keys", PlatformKeysProps(context=c, deployer_arn=deployer.issuer_arn, settings=config.keys)
-        )
+        self.keys = PlatformKeys(self, "keys", PlatformKeysProps(context=c, settings=config.keys))
         self.network = PlatformNetwork(
             self,
             "network",

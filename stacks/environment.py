@@ -18,7 +18,7 @@ from typing import Annotated, Any, Self
 from constructs.core.context import OWNER_TAG_KEYS
 from constructs.core.errors import ConfigurationError, require, require_field
 from constructs.core.instance_types import is_accelerated
-from constructs.core.settings import IDENTITY, REVIEWED, Settings, choice, matches
+from constructs.core.settings import IDENTITY, REVIEWED, Settings, choice, matches, walk_fields
 from constructs.cost.settings import BudgetSettings
 from constructs.eks.settings import EksClusterSettings
 from constructs.network.settings import EKS_UNSUPPORTED_ZONE_IDS, NetworkSettings
@@ -235,21 +235,15 @@ class EnvironmentConfig(Settings):
             )
 
 
-def leaves(model: BaseModel, path: str = "") -> Iterator[tuple[str, Any]]:
+def leaves(model: BaseModel) -> Iterator[tuple[str, Any]]:
     """(dotted path, value) of every field of ``model`` that is not itself settings, recursively.
 
     A tuple of settings (SageMaker variants) is walked item by item (``sagemaker.variants[0].name``).
     """
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        child = f"{path}.{name}" if path else name
-        if isinstance(value, BaseModel):
-            yield from leaves(value, child)
-        elif isinstance(value, tuple) and value and all(isinstance(item, BaseModel) for item in value):
-            for index, item in enumerate(value):
-                yield from leaves(item, f"{child}[{index}]")
-        else:
-            yield child, value
+    for path, _, value in walk_fields(model):
+        holds_settings = isinstance(value, tuple) and bool(value) and all(isinstance(i, BaseModel) for i in value)
+        if not isinstance(value, BaseModel) and not holds_settings:
+            yield path, value
 
 
 def validate_matrix(configs: Mapping[str, EnvironmentConfig], changed: Collection[str] = ()) -> None:

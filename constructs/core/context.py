@@ -26,6 +26,9 @@ class PlatformContext:
     owner_tags: the cost-attribution tags every resource carries (``environment``, ``team``, ``cost_center``,
       ``project``); constructs copy them where provider default_tags cannot reach (launched instances and
       volumes, dynamically provisioned volumes, API-created jobs).
+    deployer_arn: the IAM role (or user) that runs Terraform, as the ``issuer_arn`` of an
+      ``aws_iam_session_context`` of the caller (a policy or access entry names a role, never an assumed-role
+      session): it administers every KMS key and, where the EKS settings ask, the cluster.
     protected: the environment's data and history must survive Terraform (the environment's ``protected``):
       constructs give their stateful resources ``prevent_destroy`` (see :mod:`constructs.core.protection`), which
       rule PROT-1 checks. False, the default, keeps resources destroyable, as throw-away environments and
@@ -38,6 +41,7 @@ class PlatformContext:
     region: str
     partition: str
     owner_tags: Mapping[str, str]
+    deployer_arn: str
     protected: bool = False
 
     def __post_init__(self) -> None:

@@ -39,6 +39,7 @@ _CPU_ONLY = (
 )
 ACCELERATED_FAMILIES = frozenset(_ACCELERATED.split())
 CPU_FAMILIES = frozenset(_CPU_ONLY.split())
+KNOWN_FAMILIES = ACCELERATED_FAMILIES | CPU_FAMILIES
 # <family>.<size>: sizes such as 'large', '12xlarge', 'metal', 'metal-24xl'.
 EC2_INSTANCE_TYPE = re.compile(
     r"(?P<family>[a-z][a-z0-9]*(?:-[a-z0-9]+)*)\."
@@ -60,20 +61,15 @@ def is_accelerated(instance_type: str) -> bool:
     return instance_family(instance_type) not in CPU_FAMILIES
 
 
-def _is_known_ec2_type(value: str) -> bool:
-    family = instance_family(value)
-    return not value.startswith("ml.") and family is not None and family in ACCELERATED_FAMILIES | CPU_FAMILIES
-
-
-def _is_known_sagemaker_type(value: str) -> bool:
-    family = instance_family(value)
-    return value.startswith("ml.") and family is not None and family in ACCELERATED_FAMILIES | CPU_FAMILIES
+def _is_catalogued(value: str, sagemaker: bool) -> bool:
+    """A type of a catalogued family, with the ``ml.`` prefix exactly when ``sagemaker``."""
+    return value.startswith("ml.") == sagemaker and instance_family(value) in KNOWN_FAMILIES
 
 
 Ec2InstanceType = Annotated[
     str,
     predicate(
-        _is_known_ec2_type,
+        lambda value: _is_catalogued(value, sagemaker=False),
         "an EC2 instance type such as 'm6i.large' or 'g5.2xlarge', of a family in the platform's catalog "
         "(constructs/core/instance_types.py)",
     ),
@@ -83,7 +79,7 @@ Ec2InstanceType = Annotated[
 SageMakerInstanceType = Annotated[
     str,
     predicate(
-        _is_known_sagemaker_type,
+        lambda value: _is_catalogued(value, sagemaker=True),
         "a SageMaker instance type with the 'ml.' prefix, such as 'ml.g5.xlarge', of a family in the platform's "
         "catalog (constructs/core/instance_types.py)",
     ),

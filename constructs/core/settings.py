@@ -359,27 +359,34 @@ IDENTITY = OverrideLock(
 """Not overridable in protected environments: changing it replaces the resources it names."""
 
 
-def locked_fields(model: BaseModel, path: str = "") -> Iterator[tuple[str, Any, OverrideLock]]:
-    """(dotted path, value, lock) of every locked field of ``model`` and of the settings inside it."""
+def walk_fields(model: BaseModel, path: str = "", *, into_lists: bool = True) -> Iterator[tuple[str, FieldInfo, Any]]:
+    """(dotted path, field, value) of every field of ``model`` and, recursively, of the settings inside it.
+
+    Settings in a list (SageMaker variants) are walked item by item (``sagemaker.variants[0].name``) unless
+    ``into_lists`` is False.
+    """
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         child = f"{path}.{name}" if path else name
+        yield child, field, value
+        if isinstance(value, BaseModel):
+            yield from walk_fields(value, child, into_lists=into_lists)
+        elif into_lists and isinstance(value, tuple):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from walk_fields(item, f"{child}[{index}]")
+
+
+def locked_fields(model: BaseModel) -> Iterator[tuple[str, Any, OverrideLock]]:
+    """(dotted path, value, lock) of every locked field of ``model`` and of the settings inside it."""
+    for path, field, value in walk_fields(model):
         for item in field.metadata:
             if isinstance(item, OverrideLock):
-                yield child, value, item
-        if isinstance(value, BaseModel):
-            yield from locked_fields(value, child)
-        elif isinstance(value, tuple):
-            for index, entry in enumerate(value):
-                if isinstance(entry, BaseModel):
-                    yield from locked_fields(entry, f"{child}[{index}]")
+                yield path, value, item
 
 
-def sections(model: BaseModel, path: str = "") -> Iterator[tuple[str, BaseModel]]:
+def sections(model: BaseModel) -> Iterator[tuple[str, BaseModel]]:
     """(dotted path, settings) of every settings section inside ``model``, recursively (not list items)."""
-    for name in type(model).model_fields:
-        value = getattr(model, name)
+    for path, _, value in walk_fields(model, into_lists=False):
         if isinstance(value, BaseModel):
-            child = f"{path}.{name}" if path else name
-            yield child, value
-            yield from sections(value, child)
+            yield path, value

@@ -183,10 +183,7 @@ class EksCluster(Construct):
         self.admin_access: list[Any] = []
         admins: list[tuple[str, str]] = [(f"admin-{i}", arn) for i, arn in enumerate(s.admin_role_arns)]
         if s.deployer_admin_access:
-            caller = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "deployer")
-            # An assumed-role session ARN is not a valid access entry principal; its role's ARN is.
-            session = aws.data_aws_iam_session_context.DataAwsIamSessionContext(self, "deployer-role", arn=caller.arn)
-            admins.append(("deployer", session.issuer_arn))
+            admins.append(("deployer", self.context.deployer_arn))
         for key, principal in admins:
             entry = aws.eks_access_entry.EksAccessEntry(
                 self, f"{key}-access", cluster_name=self.cluster.name, principal_arn=principal, type="STANDARD"

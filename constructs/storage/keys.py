@@ -109,14 +109,12 @@ def key_policy(context: PlatformContext, administrators: KeyAdministrators, *sta
 class PlatformKeysProps:
     """Props for :class:`PlatformKeys`.
 
-    context: the environment; its name prefix starts the key aliases (``alias/<prefix>-data``).
-    deployer_arn: the IAM role (or user) that runs Terraform; it administers every key (see
-      :class:`KeyAdministrators`).
+    context: the environment; its name prefix starts the key aliases (``alias/<prefix>-data``), and its
+      deployer administers every key (see :class:`KeyAdministrators`).
     settings: environment-specific values, among them the other administrator roles.
     """
 
     context: PlatformContext
-    deployer_arn: str
     settings: PlatformKeysSettings = field(default_factory=PlatformKeysSettings)
 
 
@@ -137,7 +135,7 @@ class PlatformKeys(Construct):
         self.props = props
         self.context = props.context
         self._root = props.context.account_root
-        self.administrators = KeyAdministrators(props.deployer_arn, props.settings.admin_role_arns)
+        self.administrators = KeyAdministrators(props.context.deployer_arn, props.settings.admin_role_arns)
         self.data = self._key(
             "data",
             "ML platform data: S3 buckets, EBS and SageMaker volumes, ECR images",

@@ -29,4 +29,4 @@ def test_every_owner_tag_is_required(missing: str) -> None:
 
 def test_a_name_prefix_is_required() -> None:
     with pytest.raises(ConfigurationError, match="name_prefix"):
-        PlatformContext("test", "", "1", "us-east-1", "aws", OWNER_TAGS)
+        PlatformContext("test", "", "1", "us-east-1", "aws", OWNER_TAGS, "arn:aws:iam::1:role/d")

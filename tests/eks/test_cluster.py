@@ -11,7 +11,7 @@ from constructs.eks.releases import KUBERNETES_RELEASES
 from constructs.eks.settings import EksClusterSettings
 
 from tests.eks.clusters import eks_cluster
-from tests.support.stacks import TinyStack, context
+from tests.support.stacks import DEPLOYER_ARN, TinyStack, context
 from tests.support.synth_json import (
     ENVIRONMENTS,
     address,
@@ -117,7 +117,7 @@ def test_deploying_principal_is_cluster_admin_through_an_access_entry(stacks, en
     assert entry == {
         "//": entry["//"],
         "cluster_name": ref(stack, "aws_eks_cluster", "eks/cluster/cluster", "name"),
-        "principal_arn": data_ref(stack, "aws_iam_session_context", "eks/cluster/deployer-role", "issuer_arn"),
+        "principal_arn": data_ref(stack, "aws_iam_session_context", "deployer", "issuer_arn"),
         "type": "STANDARD",
     }
     association = only(stack, "aws_eks_access_policy_association", "eks/cluster/deployer-cluster-admin")
@@ -200,9 +200,9 @@ def test_admin_roles_and_the_deployer_each_get_their_own_entry() -> None:
     cluster = eks_cluster(tiny, EksClusterSettings(admin_role_arns=(admin,)))
     assert len(cluster.admin_access) == 2
     stack = tiny.synth()
-    (session,) = stack["data"]["aws_iam_session_context"]
     principals = sorted(e["principal_arn"] for e in stack["resource"]["aws_eks_access_entry"].values())
-    assert principals == sorted([admin, f"${{data.aws_iam_session_context.{session}.issuer_arn}}"])
+    # The deployer is the context's (the platform reads it once, from its own session context data source).
+    assert principals == sorted([admin, DEPLOYER_ARN])
     assert len(stack["resource"]["aws_eks_access_policy_association"]) == 2
 
 

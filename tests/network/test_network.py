@@ -19,7 +19,7 @@ from stacks.matrix import MATRIX
 from tests.support.emulator import start_emulator, terraform_provider_block
 from tests.support.stacks import TinyStack
 from tests.support.synth_json import ENVIRONMENTS, data_ref, name_of, only, policy, resources
-from tests.support.terraform import TerraformError, run_terraform, terraform_cli_env, validate_offline
+from tests.support.terraform import TerraformError, emulator_cli_env, run_terraform, validate_offline
 
 SHAPE = {
     # env: (AZs, NAT gateways, interface endpoints)
@@ -208,10 +208,11 @@ def _zone_check(zone_ids: tuple[str, ...], provider: dict[str, Any]) -> dict[str
 
 @pytest.fixture
 def terraform_env(tmp_path: Path) -> dict[str, str]:
-    """A terraform environment with its own CLI config (the offline provider mirror, when one is set)."""
+    """A terraform environment with its own CLI config (the offline provider mirror, when one is set), fit for
+    the emulator too."""
     if shutil.which("terraform") is None:
         pytest.fail("terraform is not on PATH: install Terraform 1.11 (see README prerequisites)")
-    return terraform_cli_env(tmp_path)
+    return emulator_cli_env(tmp_path)
 
 
 @pytest.mark.terraform
@@ -228,8 +229,6 @@ def test_a_plan_names_the_pinned_zones_the_region_lacks(terraform_env: dict[str,
     workdir.mkdir()
     config = workdir / "cdk.tf.json"
     plan = ["plan", "-input=false", "-no-color", "-lock=false"]
-    # No instance metadata lookups: offline, each one waits for its timeout.
-    terraform_env = {**terraform_env, "AWS_EC2_METADATA_DISABLED": "true"}
     with start_emulator() as emulator:
         provider = terraform_provider_block(emulator.endpoint)
         # The pinned zones pass the same postcondition in every emulator deploy (tests/stacks/test_emulator_deploy.py).

@@ -53,7 +53,7 @@ from stacks.overrides import load_environments
 from tests.stacks.protection_cycle import run_protection_cycle
 from tests.support.emulator import ACCOUNT_ID, REGION, Emulator, start_emulator
 from tests.support.synth_json import resources
-from tests.support.terraform import MIRROR_ENV, aws_only, run_terraform, terraform_cli_env
+from tests.support.terraform import MIRROR_ENV, aws_only, emulator_cli_env, run_terraform
 
 TestFunction = TypeVar("TestFunction", bound=Callable[..., None])
 
@@ -479,12 +479,7 @@ def _empty_bucket(s3: Any, bucket: str) -> None:
 def _terraform_env(cli_dir: Path) -> dict[str, str]:
     """The environment of terraform commands against the emulator, with its CLI config in ``cli_dir``."""
     cli_dir.mkdir()
-    env = terraform_cli_env(cli_dir, mirror=os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR)
-    # A profile, session token or endpoint from the developer's shell must not reach the provider.
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        env.pop(name, None)
-    env["AWS_EC2_METADATA_DISABLED"] = "true"
-    return env
+    return emulator_cli_env(cli_dir, mirror=os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR)
 
 
 def _run_cycle(

@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from stacks.overrides import load_environments
+from tests.support.stacks import DEPLOYER_ARN as DEPLOYER
 from tests.support.stacks import TinyStack, context
 from tests.support.synth_json import ENVIRONMENTS, arn_parts, data_ref, policy, resources
 
-DEPLOYER = "arn:aws:iam::123456789012:role/deployer"
 ROOT = "arn:aws:iam::123456789012:root"
 READ_ONLY = [
     "kms:DescribeKey",
@@ -125,7 +125,7 @@ def test_every_key_is_administered_by_the_deploying_role_and_only_read_by_the_ac
 
 def test_keys_are_named_and_scoped_by_the_context() -> None:
     tiny = TinyStack("keys")
-    PlatformKeys(tiny.stack, "keys", PlatformKeysProps(context=tiny.context, deployer_arn=DEPLOYER))
+    PlatformKeys(tiny.stack, "keys", PlatformKeysProps(context=tiny.context))
     config = tiny.synth()
     aliases = sorted(a["name"] for a in resources(config, "aws_kms_alias").values())
     assert aliases == ["alias/p-test-data", "alias/p-test-eks-secrets", "alias/p-test-logs"]
@@ -164,7 +164,7 @@ def test_named_administrators_join_the_deploying_role_on_every_key() -> None:
     named = ("arn:aws:iam::123456789012:role/break-glass", "arn:aws:iam::123456789012:role/ci/deploy")
     # The deploying role listed again is named once.
     settings = PlatformKeysSettings(admin_role_arns=(*named, DEPLOYER))
-    keys = PlatformKeys(tiny.stack, "keys", PlatformKeysProps(tiny.context, DEPLOYER, settings))
+    keys = PlatformKeys(tiny.stack, "keys", PlatformKeysProps(tiny.context, settings))
     assert keys.administrators == KeyAdministrators(DEPLOYER, (*named, DEPLOYER))
     config = tiny.synth()
     for name, key in resources(config, "aws_kms_key").items():
@@ -299,7 +299,7 @@ def test_the_emulator_accepts_every_rendered_key_policy(kms) -> None:
     PlatformKeys(
         tiny.stack,
         "keys",
-        PlatformKeysProps(tiny.context, DEPLOYER, PlatformKeysSettings(admin_role_arns=admins)),
+        PlatformKeysProps(tiny.context, PlatformKeysSettings(admin_role_arns=admins)),
     )
     documents = [k["policy"] for name, k in resources(tiny.synth(), "aws_kms_key").items() if name.startswith("keys_")]
     assert len(documents) == 3

@@ -14,6 +14,10 @@ from constructs.core.refs import KmsKeyRef
 OWNER_TAGS: Mapping[str, str] = {"environment": "test", "team": "t", "cost_center": "c", "project": "p"}
 
 
+DEPLOYER_ARN = "arn:aws:iam::123456789012:role/deployer"
+"""The role that runs Terraform in a test context (a real platform reads it from an aws_iam_session_context)."""
+
+
 def context(**changes: Any) -> PlatformContext:
     """A context with literal account, region and partition (a real platform uses data-source tokens)."""
     values: dict[str, Any] = {
@@ -23,6 +27,7 @@ def context(**changes: Any) -> PlatformContext:
         "region": "us-east-1",
         "partition": "aws",
         "owner_tags": OWNER_TAGS,
+        "deployer_arn": DEPLOYER_ARN,
     }
     values.update(changes)
     return PlatformContext(**values)

@@ -83,6 +83,19 @@ def terraform_cli_env(tmpdir: str | os.PathLike[str], mirror: str | None = None)
     return env
 
 
+def emulator_cli_env(tmpdir: str | os.PathLike[str], mirror: str | None = None) -> dict[str, str]:
+    """:func:`terraform_cli_env` for runs against the local AWS emulator.
+
+    A profile, session token or endpoint from the developer's shell must not reach the provider, and instance
+    metadata is never asked for (offline, each lookup waits for its timeout).
+    """
+    env = terraform_cli_env(tmpdir, mirror)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        env.pop(name, None)
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    return env
+
+
 def run_terraform(
     args: Sequence[str],
     cwd: str | os.PathLike[str],

@@ -24,7 +24,6 @@ EXPECTED = {
 # The matrix's owner tags besides `environment`, written out so the tests do not read them from the product.
 OWNER_TAGS = {"team": "ml-platform", "cost_center": "cc-4711", "project": "mlp"}
 # The role that runs Terraform in the tiny stacks (a real platform reads it from aws_iam_session_context).
-DEPLOYER_ARN = "arn:aws:iam::123456789012:role/deployer"
 
 
 def training(stack: dict[str, Any], resource_type: str, suffix: str) -> dict[str, Any]:
@@ -70,9 +69,7 @@ def build_cluster(
     tiny = TinyStack("test")
     c = context or tiny.context
     key_settings = keys or PlatformKeysSettings()
-    platform_keys = PlatformKeys(
-        tiny.stack, "keys", PlatformKeysProps(context=c, deployer_arn=DEPLOYER_ARN, settings=key_settings)
-    )
+    platform_keys = PlatformKeys(tiny.stack, "keys", PlatformKeysProps(context=c, settings=key_settings))
     storage = MlStorage(
         tiny.stack, "storage", MlStorageProps(context=c, data_key=platform_keys.data, settings=StorageSettings())
     )

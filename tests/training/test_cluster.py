@@ -15,8 +15,8 @@ from constructs.storage.settings import PlatformKeysSettings
 from constructs.training.cluster import MAX_CLUSTER_NAME_LENGTH
 from constructs.training.settings import DEFAULT_AMI_SSM_PARAMETER, GpuTrainingClusterSettings
 
+from tests.support.stacks import DEPLOYER_ARN, context
 from tests.support.stacks import OWNER_TAGS as TINY_OWNER_TAGS
-from tests.support.stacks import context
 from tests.support.synth_json import (
     allow,
     arn_parts,
@@ -32,7 +32,6 @@ from tests.support.synth_json import (
 )
 from tests.training.clusters import (
     CLUSTER_ENVS,
-    DEPLOYER_ARN,
     EXPECTED,
     OWNER_TAGS,
     asg_arn,
