@@ -18,6 +18,9 @@ from constructs.cost.budget import CostBudget, CostBudgetProps
 from constructs.cost.settings import BudgetSettings
 from constructs.eks.platform import EksPlatform, EksPlatformProps
 from constructs.eks.settings import EksClusterSettings
+from constructs.mlflow.database import MlflowDatabase, MlflowDatabaseProps
+from constructs.mlflow.server import MlflowTrackingServer, MlflowTrackingServerProps
+from constructs.mlflow.settings import MlflowSettings
 from constructs.network.network import PlatformNetwork, PlatformNetworkProps
 from constructs.network.settings import NetworkSettings
 from constructs.sagemaker.endpoint import SageMakerEndpoint, SageMakerEndpointProps
@@ -72,6 +75,9 @@ class PlatformConfig(Protocol):
 
     @property
     def sagemaker_training(self) -> SageMakerTrainingSettings | None: ...
+
+    @property
+    def mlflow(self) -> MlflowSettings | None: ...
 
 
 class MlPlatform(Construct):
@@ -155,6 +161,7 @@ class MlPlatform(Construct):
                 ),
             )
         self._sagemaker(config)
+        self._mlflow(config)
         self._outputs()
 
     def _sagemaker(self, config: PlatformConfig) -> None:
@@ -191,6 +198,43 @@ class MlPlatform(Construct):
                 ),
             )
 
+    def _mlflow(self, config: PlatformConfig) -> None:
+        c = self.context
+        self.mlflow_database: MlflowDatabase | None = None
+        self.mlflow: MlflowTrackingServer | None = None
+        if config.mlflow is None or self.eks is None or config.eks is None:
+            return
+        self.mlflow_database = MlflowDatabase(
+            self,
+            "mlflow-database",
+            MlflowDatabaseProps(
+                context=c,
+                settings=config.mlflow.database,
+                vpc_id=self.network.vpc.id,
+                subnet_ids=self.network.private_subnet_ids,
+                client_security_group_id=self.eks.cluster.node_security_group_id,
+                data_key=self.keys.data,
+                logs_key=self.keys.logs,
+                key_administrators=self.keys.administrators,
+                keys=config.keys,
+            ),
+        )
+        self.mlflow = MlflowTrackingServer(
+            self,
+            "mlflow",
+            MlflowTrackingServerProps(
+                context=c,
+                settings=config.mlflow,
+                cluster=self.eks.cluster,
+                database=self.mlflow_database,
+                artifacts=self.storage.mlflow_artifacts,
+                node_selector=self.eks.cpu_node_selector,
+                client_cidrs=(config.network.vpc_cidr, *config.eks.private_access_cidrs),
+                depends_on=self.eks.workload_dependencies,
+                in_cluster_resources=config.eks.in_cluster_components,
+            ),
+        )
+
     def _outputs(self) -> None:
         outputs: dict[str, tuple[object, str]] = {
             "vpc_id": (self.network.vpc.id, "VPC of the platform"),
@@ -215,6 +259,18 @@ class MlPlatform(Construct):
             outputs["eks_cluster_name"] = (self.eks.cluster.cluster.name, "EKS cluster (aws eks update-kubeconfig)")
             outputs["eks_cluster_endpoint"] = (self.eks.cluster.endpoint, "Kubernetes API endpoint of the EKS cluster")
             outputs["eks_oidc_provider_arn"] = (self.eks.cluster.oidc_provider.arn, "IAM OIDC provider for IRSA roles")
+        if self.mlflow is not None and self.mlflow_database is not None:
+            outputs["mlflow_tracking_uri"] = (self.mlflow.tracking_uri, "MLFLOW_TRACKING_URI of the tracking server")
+            outputs["mlflow_database_endpoint"] = (self.mlflow_database.address, "MLflow's PostgreSQL host (TLS only)")
+            outputs["mlflow_database_secret_arn"] = (
+                self.mlflow_database.secret_arn,
+                "Secrets Manager secret RDS keeps the database master user in (rotated every 7 days)",
+            )
+            if self.mlflow.admin_secret is not None:
+                outputs["mlflow_admin_secret_arn"] = (
+                    self.mlflow.admin_secret.arn,
+                    "Secrets Manager secret with the MLflow admin's user name and password",
+                )
         if self.sagemaker is not None:
             outputs["sagemaker_endpoint_name"] = (
                 self.sagemaker.endpoint_name,

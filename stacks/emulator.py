@@ -21,6 +21,7 @@ LOOPBACK_ENDPOINT = re.compile(
 # when several equivalent keys are set it silently keeps the first, so aliases only add ambiguity.
 # Verified with `terraform providers schema -json` against the offline 5.100.0 provider.
 EMULATED_SERVICES: tuple[str, ...] = (
+    "acm",
     "appautoscaling",
     "autoscaling",
     "budgets",
@@ -35,9 +36,11 @@ EMULATED_SERVICES: tuple[str, ...] = (
     "kms",
     "lambda",
     "logs",
+    "rds",
     "route53",
     "s3",
     "sagemaker",
+    "secretsmanager",
     "sns",
     "sqs",
     "ssm",

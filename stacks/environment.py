@@ -21,6 +21,7 @@ from constructs.core.instance_types import is_accelerated
 from constructs.core.settings import IDENTITY, REVIEWED, Settings, choice, matches, walk_fields
 from constructs.cost.settings import BudgetSettings
 from constructs.eks.settings import EksClusterSettings
+from constructs.mlflow.settings import MlflowSettings
 from constructs.network.settings import EKS_UNSUPPORTED_ZONE_IDS, NetworkSettings
 from constructs.sagemaker.settings import SageMakerEndpointSettings, SageMakerTrainingSettings
 from constructs.storage.settings import PlatformKeysSettings, StorageSettings
@@ -117,6 +118,7 @@ class EnvironmentConfig(Settings):
     training: the GPU training cluster, or None for an environment without one.
     sagemaker: SageMaker serving (endpoint, image repository, alarms), or None for none.
     sagemaker_training: SageMaker training jobs' role and job specification, or None for none.
+    mlflow: the MLflow tracking server on ``eks`` with its PostgreSQL database, or None for none.
     """
 
     name: Annotated[EnvironmentName, REVIEWED]
@@ -134,6 +136,7 @@ class EnvironmentConfig(Settings):
     training: GpuTrainingClusterSettings | None
     sagemaker: SageMakerEndpointSettings | None
     sagemaker_training: SageMakerTrainingSettings | None
+    mlflow: MlflowSettings | None
 
     @classmethod
     def _where(cls, data: dict[str, Any]) -> str:
@@ -189,6 +192,7 @@ class EnvironmentConfig(Settings):
                 "3 or more zone IDs when multi_az is True",
             )
         self._zones_fit()
+        self._mlflow_fits()
         if self.protected:
             self._protects_data()
         return self
@@ -213,6 +217,29 @@ class EnvironmentConfig(Settings):
                     + ")",
                 )
 
+    def _mlflow_fits(self) -> None:
+        if self.mlflow is None:
+            return
+        require_field(
+            self.eks is not None,
+            "eks",
+            self.eks,
+            "an EKS cluster while mlflow is set (the tracking server runs on it); set mlflow to None as well",
+        )
+        if self.multi_az:
+            require_field(
+                self.mlflow.database.multi_az,
+                "mlflow.database.multi_az",
+                self.mlflow.database.multi_az,
+                "True when multi_az is True (a single-AZ database is a single point of failure)",
+            )
+            require_field(
+                self.mlflow.replicas >= 2,
+                "mlflow.replicas",
+                self.mlflow.replicas,
+                "2 or more when multi_az is True (pods are spread over the zones)",
+            )
+
     def _protects_data(self) -> None:
         require_field(
             self.storage.prevent_destroy,
@@ -226,6 +253,24 @@ class EnvironmentConfig(Settings):
             self.keys.deletion_window_days,
             "30 when protected is True (the longest window to cancel a key deletion)",
         )
+        if self.mlflow is not None:
+            database = self.mlflow.database
+            for field, value in (
+                ("deletion_protection", database.deletion_protection),
+                ("final_snapshot", database.final_snapshot),
+            ):
+                require_field(
+                    value,
+                    f"mlflow.database.{field}",
+                    value,
+                    "True when protected is True (the experiment history must survive a destroy)",
+                )
+            require_field(
+                database.backup_retention_days >= 7,
+                "mlflow.database.backup_retention_days",
+                database.backup_retention_days,
+                "7 or more when protected is True (a week of point-in-time recovery)",
+            )
         if self.eks is not None:
             require_field(
                 not self.eks.public_access_cidrs,

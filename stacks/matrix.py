@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from constructs.cost.settings import BudgetSettings
 from constructs.eks.settings import EksClusterSettings, EksGpuNodeGroupSettings, EksNodeGroupSettings
+from constructs.mlflow.settings import MlflowDatabaseSettings, MlflowIngressSettings, MlflowSettings
 from constructs.network.settings import NetworkSettings
 from constructs.sagemaker.settings import (
     DEFAULT_CONTAINER_ENVIRONMENT,
@@ -34,6 +35,8 @@ from stacks.environment import EnvironmentConfig, OwnerTags
 
 _OWNERS = OwnerTags(team="ml-platform", cost_center="cc-4711", project="mlp")
 _ALERTS = ("ml-platform-alerts@example.com",)
+# The public Route53 hosted zone of the platform's DNS names (it must exist in the account): replace it with yours.
+_DNS_ZONE = "ml.example.com"
 
 MATRIX: Mapping[str, EnvironmentConfig] = {
     # Dev: cheapest shape that still exercises every code path; no GPUs; throw-away data.
@@ -105,6 +108,23 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             max_runtime_seconds=4 * 3600,
             max_wait_seconds=8 * 3600,
             vpc=False,
+        ),
+        # The smallest database, no standby, a day of backups, gone with the environment. No load balancer:
+        # `kubectl port-forward` reaches the tracking server (README, "MLflow").
+        mlflow=MlflowSettings(
+            database=MlflowDatabaseSettings(
+                instance_class="db.t4g.micro",
+                allocated_storage_gib=20,
+                multi_az=False,
+                backup_retention_days=1,
+                deletion_protection=False,
+                final_snapshot=False,
+                performance_insights=False,
+                monitoring_interval_seconds=0,
+                log_retention_days=14,
+            ),
+            replicas=1,
+            ingress=None,
         ),
     ),
     # Staging: production's configuration at a smaller scale, so a change is proven before prod.
@@ -185,6 +205,23 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             instance_type="ml.p3.8xlarge",
             max_runtime_seconds=24 * 3600,
             max_wait_seconds=48 * 3600,
+        ),
+        # Production's shape on a burstable class: a standby in a second AZ, a week of backups, two pods.
+        mlflow=MlflowSettings(
+            database=MlflowDatabaseSettings(
+                instance_class="db.t4g.small",
+                allocated_storage_gib=20,
+                max_allocated_storage_gib=100,
+                multi_az=True,
+                backup_retention_days=7,
+                deletion_protection=True,
+                final_snapshot=True,
+                performance_insights=True,
+                monitoring_interval_seconds=60,
+                log_retention_days=30,
+            ),
+            replicas=2,
+            ingress=MlflowIngressSettings(hostname=f"mlflow.staging.{_DNS_ZONE}", hosted_zone_name=_DNS_ZONE),
         ),
     ),
     # Prod: high availability, protected data, longest retention.
@@ -269,6 +306,27 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             instance_type="ml.p3.8xlarge",
             max_runtime_seconds=72 * 3600,
             max_wait_seconds=96 * 3600,
+        ),
+        # A general purpose Graviton class with a standby, two weeks of point-in-time recovery, OS metrics every
+        # 15 s; three pods over the three zones, at most one down during a node drain.
+        mlflow=MlflowSettings(
+            database=MlflowDatabaseSettings(
+                instance_class="db.m7g.large",
+                allocated_storage_gib=50,
+                max_allocated_storage_gib=500,
+                multi_az=True,
+                backup_retention_days=14,
+                deletion_protection=True,
+                final_snapshot=True,
+                performance_insights=True,
+                monitoring_interval_seconds=15,
+                log_retention_days=365,
+            ),
+            replicas=3,
+            pod_disruption_budget=True,
+            cpu_millicores=1000,
+            memory_mib=4096,
+            ingress=MlflowIngressSettings(hostname=f"mlflow.{_DNS_ZONE}", hosted_zone_name=_DNS_ZONE),
         ),
     ),
 }

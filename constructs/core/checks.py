@@ -72,7 +72,11 @@ class SynthResource:
 
 
 class Rule(Protocol):
-    """A synthesis check: ``check`` returns one message per problem found (empty when compliant)."""
+    """A synthesis check: ``check`` returns one message per problem found (empty when compliant).
+
+    A rule that also looks at what is not a resource (data sources, providers, outputs, the backend) defines
+    ``check_stack(config) -> Sequence[str]`` as well; it runs once per stack, on the whole configuration.
+    """
 
     id: str
     description: str
@@ -188,7 +192,8 @@ class SynthChecks:
         """Every violation in ``stack`` as ``[path] RULE-ID: message``; suppressed findings are recorded."""
         problems: list[str] = []
         silenced: dict[str, dict[str, str]] = {}
-        for resource, suppressed in synth_resources(stack):
+        found = synth_resources(stack)
+        for resource, suppressed in found:
             for rule in self.rules:
                 findings = rule.check(resource)
                 if not findings:
@@ -197,6 +202,11 @@ class SynthChecks:
                     silenced.setdefault(resource.path, {})[rule.id] = suppressed[rule.id]
                     continue
                 problems.extend(f"[{resource.path}] {rule.id}: {message}" for message in findings)
+        stack_config = stack.to_terraform() if not found else found[0][0].stack
+        for rule in self.rules:
+            check_stack = getattr(rule, "check_stack", None)
+            if check_stack is not None:
+                problems.extend(f"[{stack.node.path}] {rule.id}: {message}" for message in check_stack(stack_config))
         for path, rules in silenced.items():
             construct = _construct_at(stack, path)
             if isinstance(construct, TerraformResource):

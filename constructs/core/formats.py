@@ -125,6 +125,21 @@ Email = Annotated[
 ]
 """An e-mail address."""
 
+# A lowercase fully qualified host name (RFC 1123 labels, 253 characters at most, at least two labels, a
+# letters-only top-level domain): what an ACM certificate, an ALB host rule and a Route53 record all accept.
+_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{4,253}}$)(?:{_HOST_LABEL}\.)+[a-z]{{2,63}}")
+Hostname = Annotated[
+    str,
+    matches(
+        _HOSTNAME,
+        "a lowercase fully qualified host name such as 'mlflow.ml.example.com' (dot-separated labels of letters, "
+        "digits and '-', not starting or ending with '-', at most 63 characters each and 253 in all, ending in "
+        "a letters-only top-level domain; no trailing dot, no wildcard)",
+    ),
+]
+"""A fully qualified DNS host name, lowercase, without a trailing dot."""
+
 # Every public AWS region (commercial, China, GovCloud) at the time of writing; a new region is added here.
 AWS_REGIONS = (
     "us-east-1",

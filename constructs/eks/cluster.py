@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf import Fn, TerraformLocal
+from cdktf import Fn, ITerraformDependable, TerraformLocal
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
@@ -212,6 +212,14 @@ class EksCluster(Construct):
         return self.cluster.certificate_authority.get(0).data
 
     @property
+    def node_security_group_id(self) -> str:
+        """The cluster security group EKS creates and attaches to managed nodes, so to every pod on their network.
+
+        A database or endpoint that only this cluster's workloads may reach allows this group as its source.
+        """
+        return self.cluster.vpc_config.cluster_security_group_id
+
+    @property
     def release(self) -> KubernetesRelease:
         """The add-on and cluster-autoscaler versions pinned for the cluster's Kubernetes minor."""
         return self.settings.release
@@ -228,12 +236,13 @@ class EksCluster(Construct):
         statements: tuple[PolicyStatement, ...] = (),
         managed_policy_arns: tuple[str, ...] = (),
         create_service_account: bool = True,
+        kubernetes_depends_on: Sequence[ITerraformDependable] = (),
     ) -> IrsaRole:
         """An IAM role for one Kubernetes service account of this cluster (IRSA), created in ``scope``.
 
         The role trusts this cluster's OIDC provider for exactly ``namespace/service_account_name``; with
         ``create_service_account`` the annotated service account is created too, after the deploying principal's
-        cluster access exists.
+        cluster access and ``kubernetes_depends_on`` (its namespace) exist.
         """
         return IrsaRole(
             scope,
@@ -248,6 +257,6 @@ class EksCluster(Construct):
                 statements=statements,
                 managed_policy_arns=managed_policy_arns,
                 create_service_account=create_service_account,
-                kubernetes_depends_on=self.admin_access,
+                kubernetes_depends_on=[*self.admin_access, *kubernetes_depends_on],
             ),
         )

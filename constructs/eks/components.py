@@ -251,20 +251,39 @@ class EksClusterComponents(Construct):
     def _release(
         self, name: str, chart: HelmChart, values: Mapping[str, Any], depends_on: Sequence[ITerraformDependable | None]
     ) -> Any:
-        return helm.release.Release(
-            self,
-            name,
-            name=name,
-            namespace=SYSTEM_NAMESPACE,
-            repository=chart.repository,
-            chart=chart.chart,
-            version=chart.version,
-            values=[json.dumps(values, sort_keys=True)],
-            # A failed install or upgrade is rolled back instead of left half-applied.
-            atomic=True,
-            cleanup_on_fail=True,
-            wait=True,
-            timeout=600,
-            max_history=10,
-            depends_on=[d for d in depends_on if d is not None] or None,
-        )
+        return install_chart(self, name, chart, namespace=SYSTEM_NAMESPACE, values=values, depends_on=depends_on)
+
+
+def install_chart(
+    scope: Construct,
+    name: str,
+    chart: HelmChart,
+    *,
+    namespace: str,
+    values: Mapping[str, Any],
+    depends_on: Sequence[ITerraformDependable | None] = (),
+    create_namespace: bool = False,
+) -> Any:
+    """A Helm release ``name`` of ``chart`` in ``namespace``: values as sorted JSON, rolled back when it fails.
+
+    Values are typed Python structures serialized with sorted keys (never YAML assembled from strings), so the
+    same values always give the same plan.
+    """
+    return helm.release.Release(
+        scope,
+        name,
+        name=name,
+        namespace=namespace,
+        create_namespace=create_namespace or None,
+        repository=chart.repository,
+        chart=chart.chart,
+        version=chart.version,
+        values=[json.dumps(values, sort_keys=True)],
+        # A failed install or upgrade is rolled back instead of left half-applied.
+        atomic=True,
+        cleanup_on_fail=True,
+        wait=True,
+        timeout=600,
+        max_history=10,
+        depends_on=[d for d in depends_on if d is not None] or None,
+    )

@@ -139,6 +139,19 @@ class EksPlatform(Construct):
             ),
         )
 
+    @property
+    def workload_dependencies(self) -> list[ITerraformDependable]:
+        """What an in-cluster feature waits for: node groups, add-ons and the system components' releases."""
+        node_groups: list[ITerraformDependable] = [self.cpu_nodes.node_group]
+        if self.gpu_nodes is not None:
+            node_groups.append(self.gpu_nodes.node_group)
+        return [*node_groups, *self.addons.addons.values(), *self.components.releases.values()]
+
+    @property
+    def cpu_node_selector(self) -> dict[str, str]:
+        """The label selecting the CPU nodes, where system and platform pods run."""
+        return {NODE_TYPE_LABEL: "cpu"}
+
     def _configure_providers(self) -> None:
         """Kubernetes and Helm providers of the stack, pointed at this cluster.
 

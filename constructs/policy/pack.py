@@ -22,6 +22,7 @@ from constructs.policy.rules import (
     NoWildcardActions,
     ProtectedData,
 )
+from constructs.policy.secret_literals import NoSecretLiterals
 
 PACK_NAME = "ml-platform-security"
 
@@ -38,6 +39,7 @@ def security_pack(*, required_tags: Sequence[str], gpu_enabled: bool, protected:
         NoWildcardActions(),
         NoAdminManagedPolicies(),
         ServicePrincipalsBoundToSource(),
+        NoSecretLiterals(),
         BucketPublicAccessBlocked(),
         BucketEncryptedWithKms(),
         BucketVersioned(),

@@ -410,7 +410,10 @@ class ProtectedData:
     resources), so a resource's own protection, kept in the state or in AWS, is required as well: the
     :attr:`OWN_PROTECTION` flag (AWS refuses the deletion; a ``skip_destroy`` log group is forgotten, not
     deleted), no :attr:`NO_FORCE_DELETE` flag (AWS refuses to delete a bucket, repository or vault that holds
-    anything), and a KMS key's 30-day maximum deletion window (the time to notice and cancel a deletion).
+    anything), and a KMS key's 30-day maximum deletion window (the time to notice and cancel a deletion). What
+    AWS deletes on request must leave a copy or a way back: a database's final snapshot is not skipped
+    (:attr:`FINAL_SNAPSHOT`), and a secret keeps a recovery window (``recovery_window_in_days`` 0 deletes it at
+    once).
 
     Not protected, because code rebuilds all they hold: node groups, Auto Scaling groups, launch templates,
     Lambda functions, SageMaker models and endpoint configurations (immutable: each model version replaces
@@ -421,6 +424,8 @@ class ProtectedData:
     id = "PROT-1"
     description = "Protected environments: resources holding data or history have prevent_destroy"
     KMS_MAX_WINDOW_DAYS = 30
+    # A secret's recovery window: AWS accepts 0 (delete at once) or 7-30 days; unset, the provider asks for 30.
+    SECRET_MIN_RECOVERY_DAYS = 7
     PROTECTED_TYPES = frozenset(
         (
             # Data, and the keys it is encrypted with (a deleted key makes its data unreadable).
@@ -450,6 +455,10 @@ class ProtectedData:
         "aws_ecr_repository": "force_delete",
         "aws_backup_vault": "force_destroy",
     }
+    # The flag that deletes a database without a final snapshot (the provider's default, false, takes one).
+    FINAL_SNAPSHOT = dict.fromkeys(
+        ("aws_db_instance", "aws_rds_cluster", "aws_docdb_cluster", "aws_neptune_cluster"), "skip_final_snapshot"
+    )
 
     def __init__(self, protected: bool) -> None:
         self.protected = protected
@@ -468,6 +477,19 @@ class ProtectedData:
         force = self.NO_FORCE_DELETE.get(resource.type)
         if force and is_true(config.get(force)):
             problems.append(f"{force} is true")
+        skip = self.FINAL_SNAPSHOT.get(resource.type)
+        if skip and is_true(config.get(skip)):
+            problems.append(f"{skip} is true (no final snapshot)")
+        recovery = config.get("recovery_window_in_days")
+        if (
+            resource.type == "aws_secretsmanager_secret"
+            and recovery is not None
+            and not (isinstance(recovery, int) and recovery >= self.SECRET_MIN_RECOVERY_DAYS)
+        ):
+            problems.append(
+                f"recovery_window_in_days = {recovery!r}, not a recovery window of "
+                f"{self.SECRET_MIN_RECOVERY_DAYS}-30 days"
+            )
         window = config.get("deletion_window_in_days", self.KMS_MAX_WINDOW_DAYS)
         if resource.type == "aws_kms_key" and not (isinstance(window, int) and window >= self.KMS_MAX_WINDOW_DAYS):
             problems.append(f"deletion_window_in_days = {window!r}, not the {self.KMS_MAX_WINDOW_DAYS}-day maximum")

@@ -124,7 +124,7 @@ class PlatformKeys(Construct):
     Each is administered by :attr:`administrators` (the deploying role and ``settings.admin_role_arns``), which
     other features' keys share; the account itself may only read them.
 
-    - ``data``: S3 buckets, EBS volumes, SageMaker volumes and ECR, only via those services.
+    - ``data``: S3 buckets, EBS volumes, SageMaker volumes, ECR and RDS databases, only via those services.
     - ``eks_secrets``: envelope encryption of Kubernetes secrets, only via EKS.
     - ``logs``: CloudWatch Logs groups of this account and region (VPC flow logs, EKS control plane,
       Lambda), bound by the log group ARN encryption context.
@@ -138,8 +138,8 @@ class PlatformKeys(Construct):
         self.administrators = KeyAdministrators(props.context.deployer_arn, props.settings.admin_role_arns)
         self.data = self._key(
             "data",
-            "ML platform data: S3 buckets, EBS and SageMaker volumes, ECR images",
-            via_services=("s3", "ec2", "sagemaker", "ecr"),
+            "ML platform data: S3 buckets, EBS and SageMaker volumes, ECR images, RDS databases",
+            via_services=("s3", "ec2", "sagemaker", "ecr", "rds"),
             extra=(self._ebs_use_statement(), self._ebs_attachment_statement()),
         )
         self.eks_secrets = self._key(

@@ -16,6 +16,8 @@ IRSA = {
     "eks/addons/ebs-csi-irsa/role": ("kube-system", "ebs-csi-controller-sa"),
     "eks/components/cluster-autoscaler-irsa/role": ("kube-system", "cluster-autoscaler"),
     "eks/components/load-balancer-controller-irsa/role": ("kube-system", "aws-load-balancer-controller"),
+    "mlflow/server-irsa/role": ("mlflow", "mlflow"),
+    "mlflow/secrets-irsa/role": ("mlflow", "mlflow-secrets"),
 }
 
 

@@ -20,7 +20,8 @@ from tests.support.synth_json import ENVIRONMENTS, address, arn_parts, data_ref,
 
 
 def releases(stack: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {r["name"]: r for r in resources(stack, "helm_release").values()}
+    """The system components' releases (kube-system), by name."""
+    return {r["name"]: r for r in resources(stack, "helm_release").values() if r["namespace"] == "kube-system"}
 
 
 def values_of(release: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from constructs.eks.components import EksClusterComponents, EksClusterComponents
 from constructs.eks.settings import EksClusterSettings
 
 from stacks.deployment import DeploymentSettings
+from stacks.matrix import MATRIX
 from stacks.ml_platform_stack import MlPlatformStack
 from stacks.overrides import load_environments
 from tests.eks.clusters import (
@@ -55,11 +56,21 @@ def test_by_default_every_environment_manages_its_in_cluster_part(stacks, env) -
         "kubernetes": {"source": "kubernetes", "version": "2.38.0"},
     }
     in_cluster = {kind: len(r) for kind, r in stack["resource"].items() if kind.startswith(("helm_", "kubernetes_"))}
-    assert in_cluster == {
-        "helm_release": 4 if env in GPU_ENVIRONMENTS else 3,
-        "kubernetes_service_account_v1": 2,
+    mlflow = MATRIX[env].mlflow
+    assert mlflow is not None
+    # The system components, then MLflow's: the operator, its objects, Reloader and MLflow itself, in one namespace
+    # with two service accounts (server, secrets), behind an Ingress and a disruption budget where the matrix asks.
+    expected = {
+        "helm_release": (4 if env in GPU_ENVIRONMENTS else 3) + 4,
+        "kubernetes_service_account_v1": 2 + 2,
         "kubernetes_storage_class_v1": 1,
+        "kubernetes_namespace_v1": 1,
     }
+    if mlflow.ingress is not None:
+        expected["kubernetes_ingress_v1"] = 1
+    if mlflow.pod_disruption_budget:
+        expected["kubernetes_pod_disruption_budget_v1"] = 1
+    assert in_cluster == expected
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

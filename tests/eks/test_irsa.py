@@ -69,12 +69,10 @@ def test_service_accounts_carry_their_role_arn(stacks, env) -> None:
         (sa["metadata"]["namespace"], sa["metadata"]["name"]): sa
         for sa in resources(stack, "kubernetes_service_account_v1").values()
     }
-    # The EBS CSI add-on creates and annotates its own account; the other two are Terraform's.
-    assert set(accounts) == {("kube-system", "cluster-autoscaler"), ("kube-system", "aws-load-balancer-controller")}
-    for role_path, key in (
-        ("eks/components/cluster-autoscaler-irsa/role", ("kube-system", "cluster-autoscaler")),
-        ("eks/components/load-balancer-controller-irsa/role", ("kube-system", "aws-load-balancer-controller")),
-    ):
+    # The EBS CSI add-on creates and annotates its own account; the others are Terraform's.
+    terraforms = {path: key for path, key in IRSA.items() if not path.startswith("eks/addons/")}
+    assert set(accounts) == set(terraforms.values())
+    for role_path, key in terraforms.items():
         assert accounts[key]["metadata"]["annotations"] == {
             "eks.amazonaws.com/role-arn": ref(stack, "aws_iam_role", role_path, "arn")
         }

@@ -35,6 +35,7 @@ def test_the_protected_types_include_everything_the_issue_names() -> None:
     # A flag of a type outside the list would never be checked.
     assert set(ProtectedData.OWN_PROTECTION) <= ProtectedData.PROTECTED_TYPES
     assert set(ProtectedData.NO_FORCE_DELETE) <= ProtectedData.PROTECTED_TYPES
+    assert set(ProtectedData.FINAL_SNAPSHOT) <= ProtectedData.PROTECTED_TYPES
 
 
 @pytest.mark.parametrize("resource_type", TYPES)
@@ -93,6 +94,33 @@ def test_a_protected_key_needs_prevent_destroy_and_the_longest_deletion_window()
     assert check_one(UNPROTECTED, "aws_kms_key", {"deletion_window_in_days": 7}) == []
 
 
+@pytest.mark.parametrize(("resource_type", "flag"), sorted(ProtectedData.FINAL_SNAPSHOT.items()))
+def test_a_protected_database_leaves_a_final_snapshot(resource_type: str, flag: str) -> None:
+    # The provider's default (false) takes the snapshot.
+    assert check_one(PROTECTED, resource_type, _safe(resource_type)) == []
+    taken = {**_safe(resource_type), flag: False, "final_snapshot_identifier": "db-final"}
+    assert check_one(PROTECTED, resource_type, taken) == []
+    for value in (True, "true"):
+        assert check_one(PROTECTED, resource_type, {**_safe(resource_type), flag: value}) == [
+            f"{resource_type}.r could be destroyed: {flag} is true (no final snapshot) (protected environment)"
+        ]
+        assert check_one(UNPROTECTED, resource_type, {flag: value}) == []
+
+
+def test_a_protected_secret_keeps_a_recovery_window() -> None:
+    # Unset, the provider asks for AWS's 30 days.
+    assert check_one(PROTECTED, "aws_secretsmanager_secret", KEEP) == []
+    for days in (7, 30):
+        assert check_one(PROTECTED, "aws_secretsmanager_secret", {**KEEP, "recovery_window_in_days": days}) == []
+    # 0 deletes the secret at once; a value Terraform resolves later cannot be shown to be a window.
+    for days in (0, "${var.days}"):
+        assert check_one(PROTECTED, "aws_secretsmanager_secret", {**KEEP, "recovery_window_in_days": days}) == [
+            f"aws_secretsmanager_secret.r could be destroyed: recovery_window_in_days = {days!r}, not a recovery "
+            "window of 7-30 days (protected environment)"
+        ]
+    assert check_one(UNPROTECTED, "aws_secretsmanager_secret", {"recovery_window_in_days": 0}) == []
+
+
 def test_one_message_names_every_way_a_resource_could_be_destroyed() -> None:
     assert check_one(PROTECTED, "aws_s3_bucket", {"force_destroy": True}) == [
         "aws_s3_bucket.r could be destroyed: lifecycle.prevent_destroy is not true; force_destroy is true "
@@ -134,9 +162,17 @@ def test_what_code_rebuilds_stays_replaceable(resource_type: str) -> None:
     own_flag=st.sampled_from([True, "true", False, None]),
     forced=st.sampled_from([True, "true", False, None]),
     window=st.one_of(st.none(), st.integers(min_value=7, max_value=30)),
+    skipped=st.sampled_from([True, "true", False, None]),
+    recovery=st.one_of(st.none(), st.just(0), st.integers(min_value=7, max_value=30)),
 )
 def test_a_resource_passes_exactly_when_nothing_can_destroy_it(
-    resource_type: str, prevent_destroy: Any, own_flag: Any, forced: Any, window: int | None
+    resource_type: str,
+    prevent_destroy: Any,
+    own_flag: Any,
+    forced: Any,
+    window: int | None,
+    skipped: Any,
+    recovery: int | None,
 ) -> None:
     config: dict[str, Any] = {"lifecycle": {"prevent_destroy": prevent_destroy}}
     if own := ProtectedData.OWN_PROTECTION.get(resource_type):
@@ -145,11 +181,17 @@ def test_a_resource_passes_exactly_when_nothing_can_destroy_it(
         config[force] = forced
     if window is not None:
         config["deletion_window_in_days"] = window
+    if skip := ProtectedData.FINAL_SNAPSHOT.get(resource_type):
+        config[skip] = skipped
+    if recovery is not None:
+        config["recovery_window_in_days"] = recovery
     protected = (
         prevent_destroy in (True, "true")
         and (resource_type not in ProtectedData.OWN_PROTECTION or own_flag in (True, "true"))
         and (resource_type not in ProtectedData.NO_FORCE_DELETE or forced not in (True, "true"))
         and (resource_type != "aws_kms_key" or window in (None, 30))
+        and (resource_type not in ProtectedData.FINAL_SNAPSHOT or skipped not in (True, "true"))
+        and (resource_type != "aws_secretsmanager_secret" or recovery != 0)
     )
     problems = check_one(PROTECTED, resource_type, config)
     assert (problems == []) is protected

@@ -10,7 +10,10 @@ and kubernetes providers have no binaries offline) goes through ``terraform init
 ``apply`` -> ``plan -detailed-exitcode`` (must report no changes) -> a plan of the same shape synthesized
 with ``tags.project`` renamed (dev: tags change in place; nothing is added, replaced or destroyed) -> ``destroy``.
 boto3 checks the emulator after apply (every resource as the environment matrix configures it) and after destroy
-(nothing left). Nothing is excluded from the AWS part.
+(nothing left). Nothing is excluded from the AWS part: MLflow's database (with its RDS-managed password, which
+must not appear in the Terraform state), its roles, its admin secret and its DNS-validated certificate are
+applied too (tests/stacks/mlflow_checks.py); only the alias record of the controller-made load balancer reads an
+in-cluster resource, and goes with the in-cluster part.
 
 The shapes are the matrix's own, sizes included. One override applies to both: a published model
 version (``sagemaker.model_version``), which is what creates the SageMaker model, endpoint
@@ -50,6 +53,13 @@ from botocore.exceptions import ClientError
 from stacks.emulator import emulator_provider_arguments
 from stacks.environment import EnvironmentConfig
 from stacks.overrides import load_environments
+from tests.stacks.mlflow_checks import (
+    assert_mlflow,
+    create_hosted_zones,
+    delete_hosted_zones,
+    disable_deletion_protection,
+    remove_final_snapshots,
+)
 from tests.stacks.protection_cycle import run_protection_cycle
 from tests.support.emulator import ACCOUNT_ID, REGION, Emulator, start_emulator
 from tests.support.synth_json import resources
@@ -79,6 +89,8 @@ PLATFORM_KEYS = ("data", "eks-secrets", "logs")
 # Most of a cycle is the provider's own waits (S3 lifecycle rules settling, EKS deletions), not requests:
 # more operations in flight than Terraform's default 10 overlap those waits.
 PARALLELISM = "-parallelism=40"
+# The destroys need no refresh: the state was written by the apply, and the plan after it found AWS identical.
+NO_REFRESH = "-refresh=false"
 # Seconds one terraform command may take; a full apply takes about 75 s here with both shapes running.
 TERRAFORM_TIMEOUT = 420.0
 
@@ -406,7 +418,9 @@ def _assert_eks(
     assert oidc["ClientIDList"] == ["sts.amazonaws.com"]
 
 
-def _assert_applied(config: EnvironmentConfig, state: dict[str, list[dict[str, Any]]], aws: Client) -> None:
+def _assert_applied(
+    config: EnvironmentConfig, state: dict[str, list[dict[str, Any]]], aws: Client, state_text: str
+) -> None:
     """Check through boto3 that the emulator holds the environment as the matrix configures it."""
     private = _assert_network(config, state, aws)
     secrets_key_arn = _assert_keys_and_storage(config, state, aws)
@@ -414,6 +428,7 @@ def _assert_applied(config: EnvironmentConfig, state: dict[str, list[dict[str, A
     _assert_training_cluster(config, state, aws, private)
     _assert_sagemaker(config, state, aws, private)
     _assert_eks(config, state, aws, private, secrets_key_arn)
+    assert_mlflow(config, state, aws, private, state_text)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -452,6 +467,19 @@ def _assert_emulator_empty(aws: Client, kms_keys: dict[str, int]) -> None:
     autoscaling = aws("application-autoscaling")
     assert autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
     assert aws("budgets").describe_budgets(AccountId=ACCOUNT_ID).get("Budgets", []) == []
+    rds = aws("rds")
+    assert rds.describe_db_instances()["DBInstances"] == []
+    assert rds.describe_db_snapshots()["DBSnapshots"] == []
+    assert rds.describe_db_subnet_groups()["DBSubnetGroups"] == []
+    assert [
+        g
+        for g in rds.describe_db_parameter_groups()["DBParameterGroups"]
+        if not g["DBParameterGroupName"].startswith("default.")
+    ] == []
+    # Deleted secrets wait out their recovery window (the admin secret); the RDS-managed one goes with its instance.
+    assert [s["Name"] for s in aws("secretsmanager").list_secrets()["SecretList"] if "DeletedDate" not in s] == []
+    assert aws("acm").list_certificates()["CertificateSummaryList"] == []
+    assert aws("route53").list_hosted_zones()["HostedZones"] == []
     kms = aws("kms")
     now = datetime.now(UTC)
     for key_id, window_days in kms_keys.items():
@@ -519,7 +547,7 @@ def _run_cycle(
         assert report.resources == expected, f"{shape}: applied {report.resources} of {expected} resources"
         state = _state(workdir)
         report.kms_keys = {key["key_id"]: key["deletion_window_in_days"] for key in state["aws_kms_key"]}
-        _assert_applied(config, state, aws)
+        _assert_applied(config, state, aws, (workdir / "terraform.tfstate").read_text())
         plan = terraform("plan", "plan", "-detailed-exitcode", PARALLELISM, ok=(0, 2))
         assert plan.returncode == 0, f"{shape}: perpetual diff after apply:\n{plan.stdout}"
         if shape in RENAMED_SHAPES:
@@ -541,11 +569,16 @@ def _run_cycle(
         ]
         if kept and delivery:
             destroyed += count(
-                terraform("destroy", "destroy", "-auto-approve", PARALLELISM, *delivery).stdout, "destroyed"
+                terraform("destroy", "destroy", "-auto-approve", NO_REFRESH, PARALLELISM, *delivery).stdout, "destroyed"
             )
         for bucket in kept:
             _empty_bucket(aws("s3"), bucket)
-        destroyed += count(terraform("destroy", "destroy", "-auto-approve", PARALLELISM).stdout, "destroyed")
+        # A database with deletion protection is the operator's to unprotect; destroy then takes its final snapshot.
+        snapshots = disable_deletion_protection(_state(workdir), aws)
+        destroyed += count(
+            terraform("destroy", "destroy", "-auto-approve", NO_REFRESH, PARALLELISM).stdout, "destroyed"
+        )
+        remove_final_snapshots(snapshots, aws)
     assert destroyed == expected, f"{shape}: destroyed {destroyed} of {expected} resources"
     assert _state(workdir) == {}, f"{shape}: resources left in state after destroy"
     return report
@@ -558,6 +591,8 @@ def test_environment_shapes_apply_replan_clean_and_destroy(
     outdir, configs = synthesized
     assert configs["staging"].gpu_enabled and configs["staging"].training is not None
     aws = _client_factory(emulator)
+    # The public zones the load balancers' names and certificates live in exist before any deploy.
+    zones = create_hosted_zones(list(configs.values()), aws)
     started = time.monotonic()
     # The cycles spend most of their time in the provider's own waits, so they overlap well.
     with ThreadPoolExecutor(max_workers=len(SHAPES) + 1) as pool:
@@ -589,6 +624,7 @@ def test_environment_shapes_apply_replan_clean_and_destroy(
     for log_group in kept_log_groups:
         aws("logs").delete_log_group(logGroupName=log_group)
     total = round(time.monotonic() - started, 1)
+    delete_hosted_zones(zones, aws)
     _assert_emulator_empty(aws, kms_keys)
     for report in reports:
         print(f"emulator cycle {report.shape}: {report.resources} resources, seconds {report.timings}")

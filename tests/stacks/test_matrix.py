@@ -82,11 +82,14 @@ def test_a_whole_section_can_be_replaced_by_an_object() -> None:
 
 
 def test_overrides_that_only_make_sense_together_can_be_given_together() -> None:
-    # Each alone breaks a rule across sections (multi-AZ needs a NAT per AZ and 3 AZs); together they hold.
+    # Each alone breaks a rule across sections (multi-AZ needs a NAT per AZ, 3 AZs, a database standby and two
+    # tracking server pods); together they hold.
     together = {
         "multi_az": True,
         "network.nat_gateways": "per_az",
         "network.zone_ids": ["use1-az1", "use1-az2", "use1-az4"],
+        "mlflow.database.multi_az": True,
+        "mlflow.replicas": 2,
     }
     assert _load({"dev": together})["dev"].multi_az
     with pytest.raises(ConfigurationError) as caught:

@@ -29,6 +29,11 @@ PROD_PROTECTED = {
     ("aws_kms_key", "prod/platform/keys/eks-secrets"),
     ("aws_kms_key", "prod/platform/keys/logs"),
     ("aws_kms_key", "prod/platform/training/notifications-key"),
+    ("aws_kms_key", "prod/platform/mlflow-database/secret-key"),
+    ("aws_db_instance", "prod/platform/mlflow-database/instance"),
+    ("aws_secretsmanager_secret", "prod/platform/mlflow/admin-secret"),
+    ("aws_cloudwatch_log_group", "prod/platform/mlflow-database/postgresql-log-group"),
+    ("aws_cloudwatch_log_group", "prod/platform/mlflow-database/upgrade-log-group"),
     *(
         ("aws_s3_bucket", f"prod/platform/storage/{purpose}/bucket")
         for purpose in ("training-data", "model-artifacts", "checkpoints", "mlflow-artifacts", "access-logs")

@@ -68,7 +68,7 @@ def test_keys_rotate_and_grant_only_their_services(stacks, env) -> None:
     expected_window = {"dev": 7, "staging": 14, "prod": 30}[env]
     assert {k["deletion_window_in_days"] for k in keys.values()} == {expected_window}
 
-    assert _via_services(keys["data"]) == ["s3", "ec2", "sagemaker", "ecr"]
+    assert _via_services(keys["data"]) == ["s3", "ec2", "sagemaker", "ecr", "rds"]
     assert _via_services(keys["eks-secrets"]) == ["eks"]
     logs = policy(keys["logs"]["policy"])
     (service,) = [s for s in logs["Statement"] if s["Sid"] == "CloudWatchLogsOfThisAccount"]
@@ -95,8 +95,9 @@ def test_every_key_is_administered_by_the_deploying_role_and_only_read_by_the_ac
     # The session's role, not the session: an assumed-role ARN is no valid key policy principal.
     assert session["arn"] == data_ref(stack, "aws_caller_identity", "platform/account", "arn")
     keys = resources(stack, "aws_kms_key")
-    # Every key, the training cluster's notifications key included where there is one.
-    assert len(keys) == (4 if env in ("staging", "prod") else 3)
+    # Every key: the platform's three, MLflow's secrets key, and the training cluster's notifications key where
+    # there is one.
+    assert len(keys) == (5 if env in ("staging", "prod") else 4)
     for key in keys.values():
         statements = policy(key["policy"])["Statement"]
         assert statements[0] == {
@@ -145,6 +146,7 @@ def test_keys_are_named_and_scoped_by_the_context() -> None:
         "ec2.us-east-1.amazonaws.com",
         "sagemaker.us-east-1.amazonaws.com",
         "ecr.us-east-1.amazonaws.com",
+        "rds.us-east-1.amazonaws.com",
     ]
     attach = statements["AccountServiceRolesAttachEncryptedVolumes"]
     assert attach["Condition"] == {

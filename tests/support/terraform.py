@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -167,7 +168,9 @@ def aws_only(config: dict[str, Any]) -> dict[str, Any]:
 
     References to what is removed go with it: ``depends_on`` entries naming an in-cluster resource
     are dropped from the remaining resources, data sources and outputs, and outputs whose value reads
-    an in-cluster resource are dropped (they describe the in-cluster part). Any other reference is
+    an in-cluster resource are dropped (they describe the in-cluster part). An AWS resource whose
+    arguments read an in-cluster resource (the DNS record of a load balancer an Ingress makes the
+    controller create) belongs to the in-cluster part as well, and goes too. Any other reference is
     left as it is, so that terraform reports it.
     """
     config = json.loads(json.dumps(config))
@@ -177,6 +180,14 @@ def aws_only(config: dict[str, Any]) -> dict[str, Any]:
         config.get("provider", {}).pop(provider, None)
         for block in ("resource", "data"):
             for resource_type in [t for t in config.get(block, {}) if t.startswith(f"{provider}_")]:
+                del config[block][resource_type]
+    for block in ("resource", "data"):
+        for resource_type, bodies in list(config.get(block, {}).items()):
+            for name, body in list(bodies.items()):
+                arguments = {key: value for key, value in body.items() if key != "depends_on"}
+                if IN_CLUSTER_REFERENCE.search(json.dumps(arguments)):
+                    del bodies[name]
+            if not bodies:
                 del config[block][resource_type]
     for block in ("resource", "data"):
         for bodies in config.get(block, {}).values():
@@ -199,11 +210,16 @@ def validate_offline(configs: Mapping[str, dict[str, Any]], root: Path, env: Map
     ignored arguments are warnings, so they count too.
     """
 
+    # One init at a time: two inits filling the same empty plugin cache race to create its directories
+    # ("mkdir ...: file exists"); once the cache is filled an init only links from it and takes a second.
+    initializing = threading.Lock()
+
     def validate(name: str) -> list[str]:
         workdir = root / name
         workdir.mkdir(parents=True)
         (workdir / "cdk.tf.json").write_text(json.dumps(configs[name], indent=2))
-        run_terraform(["init", "-backend=false", "-input=false", "-no-color"], workdir, env)
+        with initializing:
+            run_terraform(["init", "-backend=false", "-input=false", "-no-color"], workdir, env)
         result = run_terraform(["validate", "-no-color", "-json"], workdir, env, ok_returncodes=(0, 1))
         report = json.loads(result.stdout)
         problems = [f"{d['severity']}: {d['summary']}: {d.get('detail', '')}" for d in report["diagnostics"]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from tests.support.emulator.patches import (
+    acm,
     application_autoscaling,
     autoscaling,
     budgets,
@@ -20,6 +21,7 @@ from tests.support.emulator.patches import (
     eks,
     iam,
     lambda_functions,
+    rds,
     sagemaker,
 )
 
@@ -32,5 +34,7 @@ PATCH_MODULES: tuple[ModuleType, ...] = (
     eks,
     autoscaling,
     lambda_functions,
+    rds,
+    acm,
 )
 """The patch modules, in the order their ``apply()`` runs."""

@@ -11,6 +11,8 @@ Found by deploying the platform's own stacks (``tests/test_emulator_deploy.py``)
 * ``accessConfig`` and ``upgradePolicy`` of a cluster and ``updateConfig`` and ``nodeRepairConfig`` of a
   node group are dropped; they are now kept.
 * Every cluster shares one OIDC issuer and API endpoint; each now gets its own.
+* No cluster security group: ``resourcesVpcConfig`` lacks ``clusterSecurityGroupId`` and ``vpcId``. EKS's group
+  is now created in moto's EC2, reported, and deleted with its cluster.
 * Access entries and their access policies (``CreateAccessEntry``, ``DescribeAccessEntry``,
   ``DeleteAccessEntry``, ``AssociateAccessPolicy``, ``ListAssociatedAccessPolicies``,
   ``DisassociateAccessPolicy``) and add-ons (``CreateAddon``, ``DescribeAddon``, ``DeleteAddon``) do not
@@ -135,6 +137,93 @@ def _patch_unique_cluster_identity() -> None:
         return create_cluster
 
     wrap(EKSResponse, "create_cluster", unique_identity)
+
+
+CLUSTER_SECURITY_GROUP_DESCRIPTION = (
+    "EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, as well as any "
+    "managed workloads."
+)
+"""The description EKS gives the security group it creates for every cluster."""
+# What EKS itself fills into resourcesVpcConfig; an update of the cluster's VPC settings does not remove it.
+_EKS_OWNED_VPC_CONFIG = ("clusterSecurityGroupId", "vpcId")
+
+
+def _patch_cluster_security_group() -> None:
+    """Create the cluster security group EKS creates for every cluster, report it, and delete it with the cluster.
+
+    EKS creates ``eks-cluster-sg-<cluster>-<10 digits>`` in the VPC of the cluster's subnets (all traffic from
+    itself in, everything out; tagged with the cluster's name), attaches it to the control plane's network
+    interfaces and to managed nodes, reports it as ``resourcesVpcConfig.clusterSecurityGroupId`` beside
+    ``vpcId``, and deletes it when the cluster is deleted. moto reports neither, so a rule admitting the cluster
+    group (the MLflow database's) had an empty source. A cluster whose subnets moto's EC2 does not know (made-up
+    IDs, which EKS would refuse) gets no group: there is no VPC to put it in.
+    """
+    from moto.ec2.exceptions import InvalidSubnetIdError
+    from moto.ec2.models import ec2_backends
+    from moto.eks.responses import EKSResponse
+    from moto.moto_api._internal import mock_random
+
+    def ec2(response: Any) -> Any:
+        return ec2_backends[response.current_account][response.region]
+
+    def vpc_of(response: Any, subnet_ids: list[str]) -> str | None:
+        try:
+            vpc_ids = {ec2(response).get_subnet(subnet_id).vpc_id for subnet_id in subnet_ids}
+        except InvalidSubnetIdError:
+            return None
+        return vpc_ids.pop() if len(vpc_ids) == 1 else None
+
+    def add_group(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_cluster(self: Any) -> Any:
+            result = original(self)
+            cluster = self.eks_backend.clusters[self._get_param("name")]
+            config = dict(cluster.resources_vpc_config or {})
+            vpc_id = vpc_of(self, list(config.get("subnetIds") or []))
+            if vpc_id is None:
+                return result
+            name = f"eks-cluster-sg-{cluster.name}-{mock_random.randint(10**9, 10**10 - 1)}"
+            tags = {
+                "Name": name,
+                "aws:eks:cluster-name": cluster.name,
+                f"kubernetes.io/cluster/{cluster.name}": "owned",
+            }
+            backend = ec2(self)
+            group = backend.create_security_group(name, CLUSTER_SECURITY_GROUP_DESCRIPTION, vpc_id=vpc_id, tags=tags)
+            backend.authorize_security_group_ingress(
+                group.id, "-1", None, None, [], source_groups=[{"GroupId": group.id}], vpc_id=vpc_id
+            )
+            # The response holds the cluster object and is serialized later, so it shows the group too.
+            cluster.resources_vpc_config = {**config, "clusterSecurityGroupId": group.id, "vpcId": vpc_id}
+            return result
+
+        return create_cluster
+
+    def keep_group(original: Callable[..., Any]) -> Callable[..., Any]:
+        def update_cluster_config(self: Any) -> Any:
+            cluster = self.eks_backend.clusters.get(self._get_param("name"))
+            before = dict(cluster.resources_vpc_config or {}) if cluster is not None else {}
+            result = original(self)
+            if cluster is not None:
+                owned = {key: before[key] for key in _EKS_OWNED_VPC_CONFIG if key in before}
+                cluster.resources_vpc_config = {**(cluster.resources_vpc_config or {}), **owned}
+            return result
+
+        return update_cluster_config
+
+    def delete_group(original: Callable[..., Any]) -> Callable[..., Any]:
+        def delete_cluster(self: Any) -> Any:
+            cluster = self.eks_backend.clusters.get(self._get_param("name"))
+            group_id = (cluster.resources_vpc_config or {}).get("clusterSecurityGroupId") if cluster else None
+            result = original(self)
+            if group_id and ec2(self).get_security_group_from_id(group_id) is not None:
+                ec2(self).delete_security_group(group_id=group_id)
+            return result
+
+        return delete_cluster
+
+    wrap(EKSResponse, "create_cluster", add_group)
+    wrap(EKSResponse, "update_cluster_config", keep_group)
+    wrap(EKSResponse, "delete_cluster", delete_group)
 
 
 def _patch_access_entries() -> None:
@@ -342,6 +431,7 @@ def apply() -> None:
     _patch_nodegroup_remote_access()
     _patch_cluster_and_nodegroup_settings()
     _patch_unique_cluster_identity()
+    _patch_cluster_security_group()
     _patch_access_entries()
     _patch_addons()
     _patch_routes_and_cleanup()

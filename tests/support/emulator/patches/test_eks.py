@@ -1,4 +1,5 @@
-"""The EKS patches through boto3: node groups, cluster settings and identity, access entries, add-ons."""
+"""The EKS patches through boto3: node groups, cluster settings and identity, the cluster security group, access
+entries, add-ons."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.emulator import ACCOUNT_ID, REGION, Emulator
+from tests.support.emulator.patches.eks import CLUSTER_SECURITY_GROUP_DESCRIPTION
 
 pytestmark = pytest.mark.emulator
 
@@ -61,6 +63,54 @@ def test_eks_cluster_settings_identity_and_nodegroup_settings(aws: Emulator) -> 
     assert (gpu["updateConfig"], gpu["nodeRepairConfig"]) == ({"maxUnavailablePercentage": 33}, {"enabled": True})
     cpu = eks.describe_nodegroup(clusterName="ml-settings", nodegroupName="cpu")["nodegroup"]
     assert (cpu["updateConfig"], cpu["nodeRepairConfig"]) == ({"maxUnavailable": 1}, {"enabled": False})
+
+
+def test_eks_cluster_security_group_is_created_reported_and_deleted(aws: Emulator) -> None:
+    ec2, eks = aws.client("ec2"), aws.client("eks")
+    vpc_id = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.8.{i}.0/24", AvailabilityZone=f"{REGION}{zone}")["Subnet"]
+        for i, zone in enumerate("ab")
+    ]
+    vpc = {"subnetIds": [subnet["SubnetId"] for subnet in subnets], "endpointPrivateAccess": True}
+    eks.create_cluster(name="ml-sg", roleArn=ROLE_ARN, resourcesVpcConfig=vpc)
+    config = eks.describe_cluster(name="ml-sg")["cluster"]["resourcesVpcConfig"]
+    assert config["vpcId"] == vpc_id
+    group_id = config["clusterSecurityGroupId"]
+    (group,) = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    assert group["VpcId"] == vpc_id
+    assert re.fullmatch(r"eks-cluster-sg-ml-sg-\d{10}", group["GroupName"])
+    assert group["Description"] == CLUSTER_SECURITY_GROUP_DESCRIPTION
+    assert {t["Key"]: t["Value"] for t in group["Tags"]} == {
+        "Name": group["GroupName"],
+        "aws:eks:cluster-name": "ml-sg",
+        "kubernetes.io/cluster/ml-sg": "owned",
+    }
+    # All traffic from itself in (nodes and control plane talk freely), everything out.
+    (ingress,) = group["IpPermissions"]
+    assert ingress["IpProtocol"] == "-1"
+    assert [pair["GroupId"] for pair in ingress["UserIdGroupPairs"]] == [group_id]
+    assert [r["CidrIp"] for e in group["IpPermissionsEgress"] for r in e["IpRanges"]] == ["0.0.0.0/0"]
+
+    # Another group can admit it as a source, as the MLflow database's does.
+    database = ec2.create_security_group(GroupName="db", Description="database", VpcId=vpc_id)["GroupId"]
+    rule = {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": group_id}]}
+    ec2.authorize_security_group_ingress(GroupId=database, IpPermissions=[rule])
+    ec2.revoke_security_group_ingress(GroupId=database, IpPermissions=[rule])
+
+    # Changing the endpoint settings keeps what EKS owns.
+    eks.update_cluster_config(name="ml-sg", resourcesVpcConfig={"endpointPublicAccess": False})
+    updated = eks.describe_cluster(name="ml-sg")["cluster"]["resourcesVpcConfig"]
+    assert (updated["clusterSecurityGroupId"], updated["vpcId"]) == (group_id, vpc_id)
+
+    eks.delete_cluster(name="ml-sg")
+    with pytest.raises(ClientError) as gone:
+        ec2.describe_security_groups(GroupIds=[group_id])
+    assert gone.value.response["Error"]["Code"] == "InvalidGroup.NotFound"
+
+    # Subnets EC2 does not know leave no VPC to put a group in.
+    eks.create_cluster(name="ml-no-vpc", roleArn=ROLE_ARN, resourcesVpcConfig={"subnetIds": ["subnet-12345678"]})
+    assert "clusterSecurityGroupId" not in eks.describe_cluster(name="ml-no-vpc")["cluster"]["resourcesVpcConfig"]
 
 
 def test_eks_access_entries_and_policies(aws: Emulator) -> None:

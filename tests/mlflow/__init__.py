@@ -1,0 +1,1 @@
+"""Tests of the MLflow feature: the tracking server's PostgreSQL database."""
