@@ -139,9 +139,15 @@ def _suppressed_scopes(stack: TerraformStack) -> tuple[list[_Scope], set[str]]:
     return scopes, taggable_types
 
 
-def synth_resources(stack: TerraformStack) -> list[tuple[SynthResource, dict[str, str]]]:
-    """Every resource of ``stack`` with its final configuration and the suppressions that apply to it."""
-    config = stack.to_terraform()
+def synth_resources(
+    stack: TerraformStack, config: dict[str, Any] | None = None
+) -> list[tuple[SynthResource, dict[str, str]]]:
+    """Every resource of ``stack`` with its final configuration and the suppressions that apply to it.
+
+    ``config``: the stack's final configuration when the caller already has it (``stack.to_terraform()``).
+    """
+    if config is None:
+        config = stack.to_terraform()
     scopes, taggable_types = _suppressed_scopes(stack)
     found: list[tuple[SynthResource, dict[str, str]]] = []
     for resource_type, by_name in config.get("resource", {}).items():
@@ -192,8 +198,8 @@ class SynthChecks:
         """Every violation in ``stack`` as ``[path] RULE-ID: message``; suppressed findings are recorded."""
         problems: list[str] = []
         silenced: dict[str, dict[str, str]] = {}
-        found = synth_resources(stack)
-        for resource, suppressed in found:
+        stack_config = stack.to_terraform()
+        for resource, suppressed in synth_resources(stack, stack_config):
             for rule in self.rules:
                 findings = rule.check(resource)
                 if not findings:
@@ -202,7 +208,6 @@ class SynthChecks:
                     silenced.setdefault(resource.path, {})[rule.id] = suppressed[rule.id]
                     continue
                 problems.extend(f"[{resource.path}] {rule.id}: {message}" for message in findings)
-        stack_config = stack.to_terraform() if not found else found[0][0].stack
         for rule in self.rules:
             check_stack = getattr(rule, "check_stack", None)
             if check_stack is not None:

@@ -257,33 +257,37 @@ class EksClusterComponents(Construct):
 def install_chart(
     scope: Construct,
     name: str,
-    chart: HelmChart,
+    chart: HelmChart | str,
     *,
     namespace: str,
     values: Mapping[str, Any],
     depends_on: Sequence[ITerraformDependable | None] = (),
     create_namespace: bool = False,
+    timeout: int = 600,
+    id: str | None = None,
 ) -> Any:
     """A Helm release ``name`` of ``chart`` in ``namespace``: values as sorted JSON, rolled back when it fails.
 
-    Values are typed Python structures serialized with sorted keys (never YAML assembled from strings), so the
-    same values always give the same plan.
+    ``chart`` is a pinned chart of a repository, or the path of a local chart (a Terraform asset's). Values are
+    typed Python structures serialized with sorted keys (never YAML assembled from strings), so the same values
+    always give the same plan. ``id`` is the construct id (``name`` by default).
     """
+    pinned = chart if isinstance(chart, HelmChart) else None
     return helm.release.Release(
         scope,
-        name,
+        id or name,
         name=name,
         namespace=namespace,
         create_namespace=create_namespace or None,
-        repository=chart.repository,
-        chart=chart.chart,
-        version=chart.version,
+        repository=pinned.repository if pinned else None,
+        chart=pinned.chart if pinned else chart,
+        version=pinned.version if pinned else None,
         values=[json.dumps(values, sort_keys=True)],
         # A failed install or upgrade is rolled back instead of left half-applied.
         atomic=True,
         cleanup_on_fail=True,
         wait=True,
-        timeout=600,
+        timeout=timeout,
         max_history=10,
         depends_on=[d for d in depends_on if d is not None] or None,
     )

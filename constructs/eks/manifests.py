@@ -1,15 +1,14 @@
 """Kubernetes objects applied through a Helm release of a small chart kept in this repository.
 
 Custom resources of an operator installed in the same apply (the External Secrets Operator's SecretStores and
-ExternalSecrets) cannot be ``kubernetes_manifest`` resources: that resource reads the CRD's schema at plan time,
-so the first plan on a new cluster fails. A Helm release renders and applies them at apply time, after the
+ExternalSecrets) cannot be the Kubernetes provider's generic manifest resources: those read the CRD's schema at
+plan time, so the first plan on a new cluster fails. A Helm release renders and applies them at apply time, after the
 operator's release (and its CRDs) exist, and deletes them before it on destroy.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 
 from cdktf import AssetType, ITerraformDependable, TerraformAsset
 from constructs import Construct
-from constructs.core.bindings import helm
 from constructs.core.errors import ConfigurationError, require
+from constructs.eks.components import install_chart
 from constructs.eks.irsa import require_dns1123_label
 
 MANIFESTS_CHART = Path(__file__).resolve().parent.parent.parent / "charts" / "platform-manifests"
@@ -44,13 +43,14 @@ class ManifestsReleaseProps:
     name: the Helm release name (a DNS-1123 label).
     namespace: the namespace every object belongs to; it must exist (the release does not create it).
     manifests: the objects, in the order they are applied.
-    depends_on: what must exist first: the operator's release whose CRDs these objects use, the namespace.
+    depends_on: what must exist first: the operator's release whose CRDs these objects use, the namespace (None
+      entries, for what a configuration does not create, are skipped).
     """
 
     name: str
     namespace: str
     manifests: Sequence[Manifest]
-    depends_on: Sequence[ITerraformDependable] = ()
+    depends_on: Sequence[ITerraformDependable | None] = ()
 
 
 class ManifestsRelease(Construct):
@@ -94,17 +94,13 @@ class ManifestsRelease(Construct):
         chart = TerraformAsset(
             self, "chart", path=str(MANIFESTS_CHART), type=AssetType.DIRECTORY, asset_hash=chart_digest()
         )
-        self.release = helm.release.Release(
+        self.release = install_chart(
             self,
-            "release",
-            name=props.name,
+            props.name,
+            chart.path,
+            id="release",
             namespace=props.namespace,
-            chart=chart.path,
-            values=[json.dumps({"manifests": list(self.manifests)}, sort_keys=True)],
-            atomic=True,
-            cleanup_on_fail=True,
-            wait=True,
+            values={"manifests": list(self.manifests)},
+            depends_on=props.depends_on,
             timeout=300,
-            max_history=10,
-            depends_on=list(props.depends_on) or None,
         )

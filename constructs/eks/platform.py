@@ -95,11 +95,12 @@ class EksPlatform(Construct):
                 settings=s.cpu_node_group,
                 ami_type="AL2023_x86_64_STANDARD",
                 volume_key=props.data_key,
-                labels={NODE_TYPE_LABEL: "cpu"},
+                labels=self.cpu_node_selector,
                 depends_on=self.cluster.admin_access,
             ),
         )
         node_groups: list[ITerraformDependable] = [self.cpu_nodes.node_group]
+        self.node_groups = node_groups
         self.gpu_nodes: EksGpuNodeGroup | None = None
         if s.gpu_node_group is not None:
             self.gpu_nodes = EksGpuNodeGroup(
@@ -142,10 +143,7 @@ class EksPlatform(Construct):
     @property
     def workload_dependencies(self) -> list[ITerraformDependable]:
         """What an in-cluster feature waits for: node groups, add-ons and the system components' releases."""
-        node_groups: list[ITerraformDependable] = [self.cpu_nodes.node_group]
-        if self.gpu_nodes is not None:
-            node_groups.append(self.gpu_nodes.node_group)
-        return [*node_groups, *self.addons.addons.values(), *self.components.releases.values()]
+        return [*self.node_groups, *self.addons.addons.values(), *self.components.releases.values()]
 
     @property
     def cpu_node_selector(self) -> dict[str, str]:

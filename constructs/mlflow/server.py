@@ -218,7 +218,7 @@ class MlflowTrackingServer(Construct):
                 depends_on=[
                     self.operator.release,
                     namespace,
-                    *_present(self.secrets_role.service_account),
+                    self.secrets_role.service_account,
                     *self.secrets_role.policy_attachments,
                     database.instance,
                     *([self.admin_secret] if self.admin_secret is not None else []),
@@ -257,7 +257,7 @@ class MlflowTrackingServer(Construct):
                 *waits_for,
                 self.credentials.release,
                 self.releases["reloader"],
-                *_present(self.server_role.service_account),
+                self.server_role.service_account,
                 *self.server_role.policy_attachments,
             ],
         )
@@ -306,7 +306,3 @@ class MlflowTrackingServer(Construct):
         if self.ingress is not None:
             return self.ingress.url
         return f"http://{SERVICE_NAME}.{NAMESPACE}.svc.cluster.local"
-
-
-def _present(*items: ITerraformDependable | None) -> list[ITerraformDependable]:
-    return [item for item in items if item is not None]
