@@ -18,6 +18,9 @@ from constructs.cost.budget import CostBudget, CostBudgetProps
 from constructs.cost.settings import BudgetSettings
 from constructs.eks.platform import EksPlatform, EksPlatformProps
 from constructs.eks.settings import EksClusterSettings
+from constructs.kubeflow.platform import KubeflowTraining, KubeflowTrainingProps
+from constructs.kubeflow.settings import KubeflowSettings
+from constructs.kubeflow.teams import TeamStorage
 from constructs.mlflow.database import MlflowDatabase, MlflowDatabaseProps
 from constructs.mlflow.server import MlflowTrackingServer, MlflowTrackingServerProps
 from constructs.mlflow.settings import MlflowSettings
@@ -78,6 +81,9 @@ class PlatformConfig(Protocol):
 
     @property
     def mlflow(self) -> MlflowSettings | None: ...
+
+    @property
+    def kubeflow(self) -> KubeflowSettings | None: ...
 
 
 class MlPlatform(Construct):
@@ -162,6 +168,7 @@ class MlPlatform(Construct):
             )
         self._sagemaker(config)
         self._mlflow(config)
+        self._kubeflow(config)
         self._outputs()
 
     def _sagemaker(self, config: PlatformConfig) -> None:
@@ -235,6 +242,30 @@ class MlPlatform(Construct):
             ),
         )
 
+    def _kubeflow(self, config: PlatformConfig) -> None:
+        self.kubeflow: KubeflowTraining | None = None
+        if config.kubeflow is None or self.eks is None or config.eks is None:
+            return
+        self.kubeflow = KubeflowTraining(
+            self,
+            "kubeflow",
+            KubeflowTrainingProps(
+                context=self.context,
+                settings=config.kubeflow,
+                cluster=self.eks.cluster,
+                cpu_node_selector=self.eks.cpu_node_selector,
+                gpu_nodes=self.eks.gpu_nodes,
+                storage=TeamStorage(
+                    training_data=self.storage.training_data,
+                    checkpoints=self.storage.checkpoints,
+                    model_artifacts=self.storage.model_artifacts,
+                ),
+                mlflow_tracking_uri=self.mlflow.cluster_tracking_uri if self.mlflow is not None else None,
+                depends_on=self.eks.workload_dependencies,
+                in_cluster_resources=config.eks.in_cluster_components,
+            ),
+        )
+
     def _outputs(self) -> None:
         outputs: dict[str, tuple[object, str]] = {
             "vpc_id": (self.network.vpc.id, "VPC of the platform"),
@@ -271,6 +302,11 @@ class MlPlatform(Construct):
                     self.mlflow.admin_secret.arn,
                     "Secrets Manager secret with the MLflow admin's user name and password",
                 )
+        if self.kubeflow is not None:
+            outputs["kubeflow_team_role_arns"] = (
+                {name: team.role.arn for name, team in self.kubeflow.teams.items()},
+                "IRSA role of each team's 'training' service account (its data prefix only)",
+            )
         if self.sagemaker is not None:
             outputs["sagemaker_endpoint_name"] = (
                 self.sagemaker.endpoint_name,

@@ -25,8 +25,12 @@ from stacks.overrides import OVERRIDES_ENV, OVERRIDES_FILE_ENV, load_environment
 def summary(config: EnvironmentConfig) -> str:
     """One environment in a few words: where, what is switched on, how it is protected."""
     sections = [
-        name for name in ("eks", "training", "sagemaker", "sagemaker_training") if getattr(config, name) is not None
+        name
+        for name in ("eks", "training", "sagemaker", "sagemaker_training", "mlflow", "kubeflow")
+        if getattr(config, name) is not None
     ]
+    if config.kubeflow is not None:
+        sections[-1] += f" ({len(config.kubeflow.teams)} teams)"
     flags = [
         "GPUs" if config.gpu_enabled else "no GPUs",
         "multi-AZ" if config.multi_az else "single NAT",

@@ -21,6 +21,7 @@ from constructs.core.instance_types import is_accelerated
 from constructs.core.settings import IDENTITY, REVIEWED, Settings, choice, matches, walk_fields
 from constructs.cost.settings import BudgetSettings
 from constructs.eks.settings import EksClusterSettings
+from constructs.kubeflow.settings import KubeflowSettings
 from constructs.mlflow.settings import MlflowSettings
 from constructs.network.settings import EKS_UNSUPPORTED_ZONE_IDS, NetworkSettings
 from constructs.sagemaker.settings import SageMakerEndpointSettings, SageMakerTrainingSettings
@@ -119,6 +120,7 @@ class EnvironmentConfig(Settings):
     sagemaker: SageMaker serving (endpoint, image repository, alarms), or None for none.
     sagemaker_training: SageMaker training jobs' role and job specification, or None for none.
     mlflow: the MLflow tracking server on ``eks`` with its PostgreSQL database, or None for none.
+    kubeflow: Kubeflow Trainer, Kueue and the ML teams' namespaces on ``eks``, or None for none.
     """
 
     name: Annotated[EnvironmentName, REVIEWED]
@@ -137,6 +139,7 @@ class EnvironmentConfig(Settings):
     sagemaker: SageMakerEndpointSettings | None
     sagemaker_training: SageMakerTrainingSettings | None
     mlflow: MlflowSettings | None
+    kubeflow: KubeflowSettings | None
 
     @classmethod
     def _where(cls, data: dict[str, Any]) -> str:
@@ -193,6 +196,7 @@ class EnvironmentConfig(Settings):
             )
         self._zones_fit()
         self._mlflow_fits()
+        self._kubeflow_fits()
         if self.protected:
             self._protects_data()
         return self
@@ -238,6 +242,58 @@ class EnvironmentConfig(Settings):
                 "mlflow.replicas",
                 self.mlflow.replicas,
                 "2 or more when multi_az is True (pods are spread over the zones)",
+            )
+
+    def _kubeflow_fits(self) -> None:
+        if self.kubeflow is None:
+            return
+        require_field(
+            self.eks is not None,
+            "eks",
+            self.eks,
+            "an EKS cluster while kubeflow is set (Trainer and Kueue run on it); set kubeflow to None as well",
+        )
+        admins = set(self.eks.admin_role_arns) if self.eks is not None else set()
+        for index, team in enumerate(self.kubeflow.teams):
+            for position, arn in enumerate(team.member_role_arns):
+                # EKS keeps one access entry per role: a cluster admin's entry already covers every namespace.
+                require_field(
+                    arn not in admins,
+                    f"kubeflow.teams[{index}].member_role_arns[{position}]",
+                    arn,
+                    "a role that is not in eks.admin_role_arns (cluster admins already work in every namespace)",
+                )
+        gpu_group = self.eks.gpu_node_group if self.eks is not None else None
+        for index, team in enumerate(self.kubeflow.teams):
+            if team.gpu_nodes is None:
+                continue
+            field = f"kubeflow.teams[{index}].gpu_nodes"
+            require_field(
+                gpu_group is not None,
+                field,
+                team.gpu_nodes.model_dump(),
+                f"None for team {team.name!r}: {self.name} has no GPU node group (eks.gpu_node_group), so its teams "
+                "get CPU quotas only",
+            )
+            if gpu_group is not None:
+                require_field(
+                    team.gpu_nodes.gpus <= gpu_group.max_gpus,
+                    f"{field}.gpus",
+                    team.gpu_nodes.gpus,
+                    f"at most {gpu_group.max_gpus} for team {team.name!r}: the GPU node group's GPUs at its maximum "
+                    f"size ({gpu_group.max_size} nodes of {gpu_group.gpus_per_instance}); raise "
+                    "eks.gpu_node_group.max_size first",
+                )
+        if gpu_group is not None:
+            # Nominal quotas are guarantees: together they must fit what the autoscaler can bring up, or a team
+            # within its quota would wait for GPUs that never come (and Kueue would evict its job after the timeout).
+            quotas = {team.name: team.gpu_nodes.gpus for team in self.kubeflow.teams if team.gpu_nodes is not None}
+            require_field(
+                sum(quotas.values()) <= gpu_group.max_gpus,
+                "kubeflow.teams",
+                quotas,
+                f"GPU quotas adding up to at most {gpu_group.max_gpus} (the GPU node group's GPUs at its maximum "
+                "size): teams borrow each other's idle GPUs through a cohort instead of overcommitting",
             )
 
     def _protects_data(self) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from constructs.cost.settings import BudgetSettings
 from constructs.eks.settings import EksClusterSettings, EksGpuNodeGroupSettings, EksNodeGroupSettings
+from constructs.kubeflow.settings import GpuNodeQuota, KubeflowSettings, NodeQuota, TeamSettings
 from constructs.mlflow.settings import MlflowDatabaseSettings, MlflowIngressSettings, MlflowSettings
 from constructs.network.settings import NetworkSettings
 from constructs.sagemaker.settings import (
@@ -126,6 +127,13 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             replicas=1,
             ingress=None,
         ),
+        # Trainer and Kueue as in staging, on CPU only: a team rehearses a TrainJob on the CPU nodes.
+        kubeflow=KubeflowSettings(
+            teams=(
+                TeamSettings(name="vision", cpu_nodes=NodeQuota(cpu=2, memory_gib=6), storage_gib=50),
+                TeamSettings(name="nlp", cpu_nodes=NodeQuota(cpu=2, memory_gib=6), storage_gib=50),
+            ),
+        ),
     ),
     # Staging: production's configuration at a smaller scale, so a change is proven before prod.
     "staging": EnvironmentConfig(
@@ -222,6 +230,24 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             ),
             replicas=2,
             ingress=MlflowIngressSettings(hostname=f"mlflow.staging.{_DNS_ZONE}", hosted_zone_name=_DNS_ZONE),
+        ),
+        # The GPU node group's 4 GPUs split between two teams of one cohort, so either can borrow the other's idle
+        # GPUs; a g5.xlarge gives each GPU about 3.5 cores and 14 GiB after the node's own reservation.
+        kubeflow=KubeflowSettings(
+            teams=(
+                TeamSettings(
+                    name="vision",
+                    cpu_nodes=NodeQuota(cpu=4, memory_gib=16),
+                    gpu_nodes=GpuNodeQuota(gpus=2, cpu=7, memory_gib=28),
+                    cohort="research",
+                ),
+                TeamSettings(
+                    name="nlp",
+                    cpu_nodes=NodeQuota(cpu=4, memory_gib=16),
+                    gpu_nodes=GpuNodeQuota(gpus=2, cpu=7, memory_gib=28),
+                    cohort="research",
+                ),
+            ),
         ),
     ),
     # Prod: high availability, protected data, longest retention.
@@ -327,6 +353,26 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             cpu_millicores=1000,
             memory_mib=4096,
             ingress=MlflowIngressSettings(hostname=f"mlflow.{_DNS_ZONE}", hosted_zone_name=_DNS_ZONE),
+        ),
+        # The GPU node group's 10 GPUs: guaranteed shares that add up to them, lent within the cohort when idle.
+        kubeflow=KubeflowSettings(
+            teams=(
+                TeamSettings(
+                    name="vision",
+                    cpu_nodes=NodeQuota(cpu=8, memory_gib=32),
+                    gpu_nodes=GpuNodeQuota(gpus=6, cpu=21, memory_gib=84),
+                    cohort="research",
+                    storage_gib=1000,
+                ),
+                TeamSettings(
+                    name="nlp",
+                    cpu_nodes=NodeQuota(cpu=8, memory_gib=32),
+                    gpu_nodes=GpuNodeQuota(gpus=4, cpu=14, memory_gib=56),
+                    cohort="research",
+                    storage_gib=1000,
+                ),
+            ),
+            wait_for_pods_ready_minutes=20,
         ),
     ),
 }

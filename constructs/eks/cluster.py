@@ -20,6 +20,9 @@ from constructs.eks.releases import KubernetesRelease, synthesis_date
 from constructs.eks.settings import EksClusterSettings
 
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
+# Kubernetes' `edit` role, limited by the access scope to the namespaces named: pods, logs, exec, config maps,
+# secrets, jobs; no roles, no quotas, nothing cluster-wide.
+NAMESPACE_EDIT_POLICY = "AmazonEKSEditPolicy"
 _CLUSTER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}")
 
 
@@ -185,21 +188,67 @@ class EksCluster(Construct):
         if s.deployer_admin_access:
             admins.append(("deployer", self.context.deployer_arn))
         for key, principal in admins:
-            entry = aws.eks_access_entry.EksAccessEntry(
-                self, f"{key}-access", cluster_name=self.cluster.name, principal_arn=principal, type="STANDARD"
-            )
             self.admin_access.append(
-                aws.eks_access_policy_association.EksAccessPolicyAssociation(
-                    self,
-                    f"{key}-cluster-admin",
-                    cluster_name=self.cluster.name,
-                    principal_arn=entry.principal_arn,
-                    policy_arn=f"arn:{self.context.partition}:eks::aws:cluster-access-policy/{CLUSTER_ADMIN_POLICY}",
-                    access_scope=aws.eks_access_policy_association.EksAccessPolicyAssociationAccessScope(
-                        type="cluster"
-                    ),
-                )
+                self._access(self, f"{key}-access", f"{key}-cluster-admin", principal, CLUSTER_ADMIN_POLICY)
             )
+
+    def grant_namespace_access(
+        self, scope: Construct, id: str, *, principal_arn: str, namespaces: Sequence[str], groups: Sequence[str]
+    ) -> Any:
+        """Let the IAM role ``principal_arn`` work in ``namespaces`` only: Kubernetes' ``edit`` there, through EKS.
+
+        An access entry maps the role into the cluster as a member of the Kubernetes ``groups`` (for RoleBindings
+        that add what ``edit`` lacks, such as creating custom resources), and the ``AmazonEKSEditPolicy`` access
+        policy applies to exactly ``namespaces``. Returns the policy association. A role has one access entry per
+        cluster: name all of its namespaces and groups in one call, and never a role that is also an admin here.
+        """
+        where = f"{self.node.path}/{id}"
+        require(bool(namespaces), where, "namespaces", namespaces, "at least one namespace")
+        return self._access(
+            scope,
+            f"{id}-entry",
+            f"{id}-edit",
+            principal_arn,
+            NAMESPACE_EDIT_POLICY,
+            namespaces=namespaces,
+            groups=groups,
+        )
+
+    def _access(
+        self,
+        scope: Construct,
+        entry_id: str,
+        association_id: str,
+        principal_arn: str,
+        policy: str,
+        *,
+        namespaces: Sequence[str] = (),
+        groups: Sequence[str] = (),
+    ) -> Any:
+        """An access entry for ``principal_arn`` and its association with the EKS access ``policy``.
+
+        Scoped to ``namespaces``, or to the whole cluster without any; ``groups`` are the Kubernetes groups the
+        principal is mapped into.
+        """
+        entry = aws.eks_access_entry.EksAccessEntry(
+            scope,
+            entry_id,
+            cluster_name=self.cluster.name,
+            principal_arn=principal_arn,
+            type="STANDARD",
+            kubernetes_groups=list(groups) or None,
+        )
+        association = aws.eks_access_policy_association
+        return association.EksAccessPolicyAssociation(
+            scope,
+            association_id,
+            cluster_name=self.cluster.name,
+            principal_arn=entry.principal_arn,
+            policy_arn=f"arn:{self.context.partition}:eks::aws:cluster-access-policy/{policy}",
+            access_scope=association.EksAccessPolicyAssociationAccessScope(
+                type="namespace" if namespaces else "cluster", namespaces=list(namespaces) or None
+            ),
+        )
 
     @property
     def endpoint(self) -> str:

@@ -45,20 +45,24 @@ class ManifestsReleaseProps:
     manifests: the objects, in the order they are applied.
     depends_on: what must exist first: the operator's release whose CRDs these objects use, the namespace (None
       entries, for what a configuration does not create, are skipped).
+    cluster_scoped: the objects are cluster-scoped (ClusterQueues, cluster-wide runtimes) and name no namespace;
+      ``namespace`` is then only where Helm keeps the release.
     """
 
     name: str
     namespace: str
     manifests: Sequence[Manifest]
     depends_on: Sequence[ITerraformDependable | None] = ()
+    cluster_scoped: bool = False
 
 
 class ManifestsRelease(Construct):
     """A Helm release of ``charts/platform-manifests`` applying ``manifests`` in one namespace.
 
-    Every object must name its ``apiVersion``, ``kind`` and ``metadata.name``, and sit in ``namespace``: one
-    release never reaches into another namespace. The values are the objects as JSON with sorted keys, so the
-    same objects always give the same plan. The chart travels with the stack as a Terraform asset.
+    Every object must name its ``apiVersion``, ``kind`` and ``metadata.name``, and sit in ``namespace`` (or, for a
+    release of cluster-scoped objects, in none): one release never reaches into another namespace. The values are
+    the objects as JSON with sorted keys, so the same objects always give the same plan. The chart travels with the
+    stack as a Terraform asset.
     """
 
     def __init__(self, scope: Construct, id: str, props: ManifestsReleaseProps) -> None:
@@ -82,12 +86,15 @@ class ManifestsRelease(Construct):
                 manifest,
                 "an object with apiVersion, kind and metadata.name",
             )
+            expected = None if props.cluster_scoped else props.namespace
             require(
-                metadata.get("namespace") == props.namespace,
+                metadata.get("namespace") == expected,
                 where,
                 f"manifests[{index}].metadata.namespace",
                 metadata.get("namespace"),
-                f"{props.namespace!r} (the release's namespace)",
+                "no namespace (a release of cluster-scoped objects)"
+                if props.cluster_scoped
+                else f"{props.namespace!r} (the release's namespace)",
             )
         self.props = props
         self.manifests = tuple(props.manifests)

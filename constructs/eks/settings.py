@@ -99,6 +99,11 @@ class EksGpuNodeGroupSettings(EksNodeGroupSettings):
         """NVIDIA GPUs on each node of the group."""
         return NVIDIA_GPU_INSTANCES[self.instance_types[0]].gpus
 
+    @property
+    def max_gpus(self) -> int:
+        """GPUs the group holds at its maximum size: more than this can never run at once."""
+        return self.max_size * self.gpus_per_instance
+
 
 class EksClusterSettings(Settings):
     """Per-environment settings of the EKS cluster and its node groups.

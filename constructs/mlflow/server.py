@@ -305,4 +305,9 @@ class MlflowTrackingServer(Construct):
         """What ``MLFLOW_TRACKING_URI`` is set to: the load balancer's URL, or the in-cluster Service's."""
         if self.ingress is not None:
             return self.ingress.url
+        return self.cluster_tracking_uri
+
+    @property
+    def cluster_tracking_uri(self) -> str:
+        """The Service's address, for pods of the cluster: no load balancer on the way, whether there is one or not."""
         return f"http://{SERVICE_NAME}.{NAMESPACE}.svc.cluster.local"

@@ -311,7 +311,7 @@ class SecureBucket(Construct):
             self,
             f"grant-read-{role.friendly_unique_id}",
             role,
-            *self._named(self.read_statements(prefix)),
+            *self.read_grant(prefix),
             name=f"read-{self.node.id}",
         )
 
@@ -321,9 +321,17 @@ class SecureBucket(Construct):
             self,
             f"grant-read-write-{role.friendly_unique_id}",
             role,
-            *self._named(self.read_write_statements(prefix)),
+            *self.read_write_grant(prefix),
             name=f"read-write-{self.node.id}",
         )
+
+    def read_grant(self, prefix: str = "") -> list[PolicyStatement]:
+        """What :meth:`grant_read` attaches, for a policy that combines several buckets' grants (one IRSA role's)."""
+        return self._named(self.read_statements(prefix))
+
+    def read_write_grant(self, prefix: str = "") -> list[PolicyStatement]:
+        """What :meth:`grant_read_write` attaches, for a policy that combines several buckets' grants."""
+        return self._named(self.read_write_statements(prefix))
 
     def _named(self, statements: list[PolicyStatement]) -> list[PolicyStatement]:
         # Sids must be unique within a policy and alphanumeric; prefix them with the bucket's purpose.

@@ -206,6 +206,52 @@ def test_admin_roles_and_the_deployer_each_get_their_own_entry() -> None:
     assert len(stack["resource"]["aws_eks_access_policy_association"]) == 2
 
 
+PERSON = "arn:aws:iam::123456789012:role/people/ml-alice"
+
+
+def test_namespace_access_is_one_entry_with_its_groups_and_the_edit_policy_on_those_namespaces_only() -> None:
+    tiny = TinyStack()
+    cluster = eks_cluster(tiny, context=context(partition="aws-us-gov"))
+    cluster.grant_namespace_access(
+        tiny.stack, "people", principal_arn=PERSON, namespaces=["vision", "nlp"], groups=["ml-vision", "ml-nlp"]
+    )
+    stack = tiny.synth()
+    (cluster_name,) = stack["resource"]["aws_eks_cluster"]
+    entries = {k: v for k, v in stack["resource"]["aws_eks_access_entry"].items() if v["principal_arn"] == PERSON}
+    ((entry_name, entry),) = entries.items()
+    # A standard entry mapping the role into the groups RoleBindings name; no access policy of its own.
+    assert {k: v for k, v in entry.items() if k != "//"} == {
+        "cluster_name": f"${{aws_eks_cluster.{cluster_name}.name}}",
+        "principal_arn": PERSON,
+        "type": "STANDARD",
+        "kubernetes_groups": ["ml-vision", "ml-nlp"],
+    }
+    associations = [
+        a
+        for a in stack["resource"]["aws_eks_access_policy_association"].values()
+        if a["principal_arn"] == f"${{aws_eks_access_entry.{entry_name}.principal_arn}}"
+    ]
+    # Referencing the entry makes Terraform create the entry first (EKS refuses an association without one).
+    (association,) = associations
+    assert association["policy_arn"] == "arn:aws-us-gov:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"
+    assert association["access_scope"] == {"type": "namespace", "namespaces": ["vision", "nlp"]}
+    assert association["cluster_name"] == f"${{aws_eks_cluster.{cluster_name}.name}}"
+    # The deployer stays the only cluster-wide grant.
+    scopes = sorted(a["access_scope"]["type"] for a in stack["resource"]["aws_eks_access_policy_association"].values())
+    assert scopes == ["cluster", "namespace"]
+
+
+def test_namespace_access_to_no_namespace_is_rejected_naming_namespaces() -> None:
+    tiny = TinyStack()
+    cluster = eks_cluster(tiny)
+    with pytest.raises(ConfigurationError) as error:
+        cluster.grant_namespace_access(tiny.stack, "people", principal_arn=PERSON, namespaces=[], groups=["ml-vision"])
+    # An edit policy scoped to no namespace is one EKS refuses at apply time; caught at synthesis instead.
+    assert (error.value.where, error.value.field, error.value.value) == ("tiny/cluster/people", "namespaces", [])
+    principals = [e["principal_arn"] for e in tiny.synth()["resource"]["aws_eks_access_entry"].values()]
+    assert PERSON not in principals
+
+
 def test_private_access_cidrs_add_https_rules_to_the_api_group() -> None:
     tiny = TinyStack()
     eks_cluster(tiny, EksClusterSettings(private_access_cidrs=("172.16.0.0/12",)))

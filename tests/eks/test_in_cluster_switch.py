@@ -70,14 +70,32 @@ def test_by_default_every_environment_manages_its_in_cluster_part(stacks, env) -
         expected["kubernetes_ingress_v1"] = 1
     if mlflow.pod_disruption_budget:
         expected["kubernetes_pod_disruption_budget_v1"] = 1
+    kubeflow = MATRIX[env].kubeflow
+    if kubeflow is not None:
+        # Kubeflow: the Trainer and its runtimes, Kueue and its queues, then per team a namespace with its LocalQueue
+        # release, 'training' service account, ResourceQuota, LimitRange and ConfigMap with MLflow's address (MLflow
+        # runs in every environment, asserted above).
+        teams = len(kubeflow.teams)
+        expected["helm_release"] += 4 + teams
+        expected["kubernetes_namespace_v1"] += teams
+        expected["kubernetes_service_account_v1"] += teams
+        expected["kubernetes_resource_quota_v1"] = teams
+        expected["kubernetes_limit_range_v1"] = teams
+        expected["kubernetes_config_map_v1"] = teams
     assert in_cluster == expected
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_without_in_cluster_components_there_is_no_helm_or_kubernetes_provider_or_resource(
-    aws_side_stacks, env
+    stacks, aws_side_stacks, env
 ) -> None:
     stack = aws_side_stacks[env]
+    # Kubeflow's team roles are AWS resources: they stay exactly as the default has them, for the second deploy.
+    teams = [team.name for team in MATRIX[env].kubeflow.teams]
+    for team in teams:
+        role = f"kubeflow/team-{team}/training-irsa/role"
+        assert only(stack, "aws_iam_role", role) == only(stacks[env], "aws_iam_role", role), team
+    assert sorted(stack["output"]["kubeflow_team_role_arns"]["value"]) == sorted(teams)
     assert set(stack["provider"]) == {"aws"}
     assert stack["terraform"]["required_providers"] == {"aws": {"source": "aws", "version": "5.100.0"}}
     for block in ("resource", "data"):

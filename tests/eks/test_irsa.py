@@ -10,6 +10,7 @@ from constructs.core.iam import PolicyStatement
 from constructs.eks.cluster import EksCluster
 from constructs.eks.irsa import IrsaRole, IrsaRoleProps
 
+from stacks.matrix import MATRIX
 from tests.eks.clusters import IRSA, eks_cluster, expected_irsa_trust, issuer_host_local, web_identity_trust
 from tests.support.stacks import TinyStack
 from tests.support.synth_json import ENVIRONMENTS, address, doc, only, policy, ref, resources
@@ -71,6 +72,10 @@ def test_service_accounts_carry_their_role_arn(stacks, env) -> None:
     }
     # The EBS CSI add-on creates and annotates its own account; the others are Terraform's.
     terraforms = {path: key for path, key in IRSA.items() if not path.startswith("eks/addons/")}
+    # Each Kubeflow team's jobs run as the 'training' account of the team's namespace, with the team's role.
+    kubeflow = MATRIX[env].kubeflow
+    for team in kubeflow.teams if kubeflow is not None else ():
+        terraforms[f"kubeflow/team-{team.name}/training-irsa/role"] = (team.name, "training")
     assert set(accounts) == set(terraforms.values())
     for role_path, key in terraforms.items():
         assert accounts[key]["metadata"]["annotations"] == {

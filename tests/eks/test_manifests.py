@@ -216,3 +216,40 @@ def test_bad_input_is_rejected_naming_the_field(name: str, namespace: str, manif
         ManifestsRelease(tiny.stack, "objects", ManifestsReleaseProps(name, namespace, manifests))
     assert (error.value.where, error.value.field) == ("tiny/objects", field)
     assert f"field '{field}'" in str(error.value)
+
+
+# --- cluster-scoped objects ----------------------------------------------------------------------------------------
+
+
+def _cluster_scoped() -> list[dict[str, Any]]:
+    """Two cluster-scoped objects (Kueue's flavor and queue): no namespace in their metadata."""
+    return [
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor", "metadata": {"name": "cpu"}, "spec": {}},
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": "team"}, "spec": {}},
+    ]
+
+
+def test_a_cluster_scoped_release_applies_objects_without_a_namespace() -> None:
+    tiny = TinyStack()
+    ManifestsRelease(
+        tiny.stack, "queues", ManifestsReleaseProps("queues", "kueue-system", _cluster_scoped(), cluster_scoped=True)
+    )
+    release = only(tiny.synth_with_paths(), "helm_release", "queues/release")
+    # The namespace only says where Helm keeps the release; the objects go in unchanged, namespace-less.
+    assert release["namespace"] == "kueue-system"
+    (values,) = release["values"]
+    assert json.loads(values) == {"manifests": _cluster_scoped()}
+
+
+@pytest.mark.parametrize("namespace", ["kueue-system", "other"])
+def test_a_namespaced_object_in_a_cluster_scoped_release_is_rejected(namespace) -> None:
+    # Even the release's own namespace: the API server would keep the object there, or refuse it for its kind.
+    objects = _cluster_scoped()
+    objects[1]["metadata"]["namespace"] = namespace
+    tiny = TinyStack()
+    with pytest.raises(ConfigurationError) as error:
+        ManifestsRelease(
+            tiny.stack, "queues", ManifestsReleaseProps("queues", "kueue-system", objects, cluster_scoped=True)
+        )
+    assert (error.value.where, error.value.field) == ("tiny/queues", "manifests[1].metadata.namespace")
+    assert error.value.value == namespace

@@ -240,12 +240,13 @@ def test_environment_rules_accept_what_they_do_not_forbid() -> None:
             # Staging is not protected: its database may go with it.
             "staging": {"mlflow.database.deletion_protection": False, "mlflow.database.final_snapshot": False},
             "prod": {"mlflow.database.backup_retention_days": 7},
-            "dev": {"eks": None, "mlflow": None},
+            # Kubeflow runs on EKS too, so it goes with it.
+            "dev": {"eks": None, "mlflow": None, "kubeflow": None},
         }
     )
     assert configs["staging"].mlflow.database.deletion_protection is False
     assert configs["prod"].mlflow.database.backup_retention_days == 7
-    assert (configs["dev"].eks, configs["dev"].mlflow) == (None, None)
+    assert (configs["dev"].eks, configs["dev"].mlflow, configs["dev"].kubeflow) == (None, None, None)
     # A multi-AZ environment already meets its rules in the matrix.
     for env in ("staging", "prod"):
         assert MATRIX[env].mlflow.database.multi_az and MATRIX[env].mlflow.replicas >= 2
@@ -287,8 +288,14 @@ def test_without_mlflow_the_stack_has_no_mlflow_resource(variants, stacks) -> No
     stack = variants["dev"]
     assert mlflow_paths(stack) == []
     assert mlflow_paths(stacks["dev"]), "the default dev stack has them"
-    assert [r["name"] for r in resources(stack, "helm_release").values() if r["namespace"] != "kube-system"] == []
-    assert resources(stack, "kubernetes_namespace_v1") == {}
+    # Besides the system components, what stays in the cluster is Kubeflow's: its releases and the teams'
+    # namespaces, without the ConfigMap giving each team MLflow's address.
+    in_cluster = [path_of(r) for r in resources(stack, "helm_release").values() if r["namespace"] != "kube-system"]
+    assert [p for p in in_cluster if not p.startswith("platform/kubeflow/")] == []
+    namespaces = [n["metadata"]["name"] for n in resources(stack, "kubernetes_namespace_v1").values()]
+    assert sorted(namespaces) == sorted(team.name for team in MATRIX["dev"].kubeflow.teams)
+    assert resources(stack, "kubernetes_config_map_v1") == {}
+    assert resources(stacks["dev"], "kubernetes_config_map_v1"), "the default dev stack has them"
     assert not [name for name in stack["output"] if name.startswith("mlflow_") and name != "mlflow_artifacts_bucket"]
     # The artifacts bucket belongs to storage and stays, for a later MLflow to find its history in.
     assert (

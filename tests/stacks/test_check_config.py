@@ -20,6 +20,8 @@ def test_a_valid_configuration_is_summarized_per_environment(clean_env, capsys) 
     assert out[0].startswith("dev: us-east-1, 10.10.0.0/16 over 2 AZs, no GPUs, single NAT, destroyable;")
     assert "budget 650 USD/month" in out[0]
     assert out[2].startswith("prod: ") and "protected" in out[2] and "training" in out[2]
+    # Every enabled feature is named, the Kubeflow section with its number of teams.
+    assert "mlflow" in out[2] and "kubeflow (2 teams)" in out[2]
     assert out[-1].startswith("overrides: 1 field(s)")
 
 

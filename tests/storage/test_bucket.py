@@ -6,6 +6,7 @@ import pytest
 from constructs.core.bindings import aws
 from constructs.core.checks import suppressions_of
 from constructs.core.errors import ConfigurationError
+from constructs.core.iam import grant
 from constructs.storage.bucket import SecureBucket, SecureBucketProps
 from constructs.storage.settings import BUCKET_NAME_ALLOWED, BucketLifecycle
 
@@ -154,3 +155,65 @@ def test_default_lifecycle_protects_the_bucket_and_keeps_current_objects() -> No
     ]
     (tls,) = policy(next(iter(resources(config, "aws_s3_bucket_policy").values()))["policy"])["Statement"]
     assert tls["Sid"] == "DenyInsecureTransport" and tls["Principal"] == {"AWS": "*"}
+
+
+# --- read_grant / read_write_grant: a bucket's grant as statements, for a policy combining several buckets ---------
+
+
+def _role(tiny: TinyStack, id: str) -> aws.iam_role.IamRole:
+    return aws.iam_role.IamRole(tiny.stack, id, name=id, assume_role_policy="{}")
+
+
+@pytest.mark.parametrize("prefix", ["", "teams/vision/"], ids=["whole-bucket", "prefix"])
+@pytest.mark.parametrize("access", ["read", "read_write"])
+def test_grant_statements_are_exactly_what_the_grant_attaches(access, prefix) -> None:
+    # One role gets the bucket's own grant, the other an inline policy of read_grant / read_write_grant: an IRSA
+    # role combining several buckets' statements must get what each bucket would grant it alone, no more.
+    tiny = TinyStack()
+    bucket = SecureBucket(tiny.stack, "model-artifacts", SecureBucketProps(bucket_name="arts-b", kms_key=tiny.key))
+    alone, combined = _role(tiny, "alone"), _role(tiny, "combined")
+    if access == "read":
+        bucket.grant_read(alone, prefix=prefix)
+        statements = bucket.read_grant(prefix)
+    else:
+        bucket.grant_read_write(alone, prefix=prefix)
+        statements = bucket.read_write_grant(prefix)
+    grant(tiny.stack, "combined-policy", combined, *statements)
+    config = tiny.synth()
+    documents = {p["role"]: policy(p["policy"]) for p in resources(config, "aws_iam_role_policy").values()}
+    assert documents["${aws_iam_role.alone.name}"] == documents["${aws_iam_role.combined.name}"]
+    assert documents["${aws_iam_role.alone.name}"]["Statement"]
+
+
+def test_grant_statements_carry_the_buckets_purpose_and_its_prefix_only() -> None:
+    tiny = TinyStack()
+    data = SecureBucket(tiny.stack, "training-data", SecureBucketProps(bucket_name="data-b", kms_key=tiny.key))
+    arts = SecureBucket(tiny.stack, "model-artifacts", SecureBucketProps(bucket_name="arts-b", kms_key=tiny.key))
+    role = _role(tiny, "team")
+    grant(tiny.stack, "team-policy", role, *data.read_grant("teams/a/"), *arts.read_write_grant("teams/a/"))
+    config = tiny.synth_with_paths()
+    (document,) = (policy(p["policy"]) for p in resources(config, "aws_iam_role_policy").values())
+    statements = {s["Sid"]: s for s in document["Statement"]}
+    # Both buckets grant "ListBucket", "ReadObjects" ...; IAM refuses repeated Sids, hence the purpose in front.
+    assert list(statements) == [
+        "TrainingDataListBucket",
+        "TrainingDataLocateBucket",
+        "TrainingDataReadObjects",
+        "TrainingDataUseBucketKey",
+        "ModelArtifactsListBucket",
+        "ModelArtifactsLocateBucket",
+        "ModelArtifactsReadObjects",
+        "ModelArtifactsWriteObjects",
+        "ModelArtifactsUseBucketKey",
+    ]
+    for purpose, sid_prefix in (("training-data", "TrainingData"), ("model-artifacts", "ModelArtifacts")):
+        arn = ref(config, "aws_s3_bucket", f"{purpose}/bucket", "arn")
+        assert statements[f"{sid_prefix}ListBucket"]["Resource"] == arn
+        assert statements[f"{sid_prefix}ListBucket"]["Condition"] == {"StringLike": {"s3:prefix": ["teams/a/*"]}}
+        assert statements[f"{sid_prefix}ReadObjects"]["Resource"] == f"{arn}/teams/a/*"
+    assert statements["ModelArtifactsWriteObjects"]["Resource"] == (
+        ref(config, "aws_s3_bucket", "model-artifacts/bucket", "arn") + "/teams/a/*"
+    )
+    # Reading the training data gives no write action on it.
+    actions = {s["Sid"]: s["Action"] if isinstance(s["Action"], list) else [s["Action"]] for s in document["Statement"]}
+    assert [sid for sid, granted in actions.items() if "s3:PutObject" in granted] == ["ModelArtifactsWriteObjects"]
