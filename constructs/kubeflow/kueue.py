@@ -25,9 +25,13 @@ KUEUE_RELEASE = "kueue"
 KUEUE_API = "kueue.x-k8s.io/v1beta2"
 CPU_FLAVOR = "cpu-nodes"
 GPU_FLAVOR = "gpu-nodes"
-# Jobs Kueue admits: TrainJobs, the JobSets that run them (and JobSets submitted directly), and plain Jobs. Pods,
-# Deployments and StatefulSets stay out: their integration puts a webhook in front of every pod of the cluster.
+# Jobs Kueue admits: TrainJobs, the JobSets that run them (and JobSets submitted directly), and plain Jobs. Bare
+# pods, Deployments and StatefulSets are not queued: serving and platform workloads are not batch jobs.
 INTEGRATIONS = ("batch/job", "jobset.x-k8s.io/jobset", "trainer.kubeflow.org/trainjob")
+# The namespaces Kueue manages and its webhooks look at: the teams'. By default it would be every namespace but
+# kube-system and its own, and its Job and JobSet webhooks fail closed: with Kueue down, no Job could be created
+# anywhere (the platform's own namespaces included).
+TEAM_NAMESPACE_LABEL = "ml-platform/team"
 # A LocalQueue named "default" also receives the namespace's jobs that name no queue (Kueue's LocalQueue
 # defaulting), so no TrainJob of a team escapes its quota by leaving the label out.
 LOCAL_QUEUE = "default"
@@ -142,7 +146,8 @@ def kueue_values(settings: KubeflowSettings, node_selector: Mapping[str, str]) -
     The chart takes the configuration as one YAML document (``managerConfig.controllerManagerConfigYaml``) and
     fills in only the internal certificate management, so every field the platform relies on is written here;
     JSON is YAML, so it is serialized from a typed structure rather than templated. Relative to the chart's
-    default: only the integrations of :data:`INTEGRATIONS`, and ``waitForPodsReady`` with the matrix's timeout.
+    default: only the integrations of :data:`INTEGRATIONS`, only the team namespaces managed, and
+    ``waitForPodsReady`` with the matrix's timeout.
     """
     timeout = f"{settings.wait_for_pods_ready_minutes}m"
     configuration = {
@@ -153,6 +158,19 @@ def kueue_values(settings: KubeflowSettings, node_selector: Mapping[str, str]) -
         "webhook": {"port": 9443},
         "leaderElection": {"leaderElect": True, "resourceName": "c1f6bfd2.kueue.x-k8s.io"},
         "manageJobsWithoutQueueName": False,
+        "managedJobsNamespaceSelector": {"matchExpressions": [{"key": TEAM_NAMESPACE_LABEL, "operator": "Exists"}]},
+        # The chart's default workers per kind (without this block each controller would have one).
+        "controller": {
+            "groupKindConcurrency": {
+                "Job.batch": 5,
+                "Pod": 5,
+                "Workload.kueue.x-k8s.io": 10,
+                "LocalQueue.kueue.x-k8s.io": 5,
+                "ClusterQueue.kueue.x-k8s.io": 5,
+                "ResourceFlavor.kueue.x-k8s.io": 1,
+            }
+        },
+        "clientConnection": {"qps": 300, "burst": 500},
         # All of a job's pods start within the timeout or the job is evicted and queued again, so a job that got
         # two of its four GPU nodes does not hold that quota while it waits for the rest.
         "waitForPodsReady": {

@@ -102,7 +102,12 @@ class KubeflowTraining(Construct):
             )
             for arn, teams in s.members.items()
         }
-        queues = [self.kueue.queues.release] if self.kueue is not None else []
+        # A runtime in use keeps a finalizer until its TrainJobs are gone, so the runtimes go after the namespaces.
+        queues = (
+            [self.kueue.queues.release, self.trainer.runtimes.release]
+            if self.kueue is not None and self.trainer is not None
+            else []
+        )
         self.teams = {
             team.name: MlTeam(
                 self,

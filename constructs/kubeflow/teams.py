@@ -14,13 +14,13 @@ from constructs.eks.cluster import EksCluster
 from constructs.eks.irsa import IrsaRole
 from constructs.eks.manifests import ManifestsRelease, ManifestsReleaseProps
 from constructs.eks.node_group import GPU_RESOURCE
-from constructs.kubeflow.kueue import BATCH_USER_ROLE, TeamCeiling, local_queue
+from constructs.kubeflow.kueue import BATCH_USER_ROLE, TEAM_NAMESPACE_LABEL, TeamCeiling, local_queue
 from constructs.kubeflow.settings import TeamSettings
 from constructs.storage.bucket import SecureBucket
 
 TRAINING_SERVICE_ACCOUNT = "training"
 MLFLOW_CONFIG_MAP = "mlflow"
-TEAM_LABEL = "ml-platform/team"
+TEAM_LABEL = TEAM_NAMESPACE_LABEL
 
 
 def members_group(team: str) -> str:
@@ -54,7 +54,8 @@ class MlTeamProps:
     cluster: the EKS cluster.
     storage: the buckets the team's role reads (training data) and writes (checkpoints, model artifacts).
     mlflow_tracking_uri: the MLflow tracking server's in-cluster address, or None without MLflow.
-    queues: what the namespace waits for: the release of the team's ClusterQueue (after Kueue and the Trainer).
+    queues: what the namespace waits for: the releases of the team's ClusterQueue and of the training runtimes
+      (after Kueue and the Trainer), which on destroy must outlive the namespace's TrainJobs.
     in_cluster_resources: create what lives in the cluster; False creates only the IAM role.
     """
 

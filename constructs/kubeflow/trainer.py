@@ -15,7 +15,8 @@ from constructs.eks.node_group import NodeTaint
 from constructs.kubeflow.kueue import toleration
 
 # 2.3.0 (August 2026) serves trainer.kubeflow.org/v1alpha1 and needs Kubernetes 1.31 or later; its JobSet
-# subchart is 0.12.0. The chart carries its CRDs as templates, so upgrading the release upgrades them too.
+# subchart is 0.12.0. The Trainer's CRDs are templates, upgraded and deleted with the release; JobSet's sits in the
+# subchart's crds/ folder, which Helm installs once and never upgrades or deletes (docs/kubeflow.md, Operations).
 TRAINER_CHART = HelmChart("oci://ghcr.io/kubeflow/charts", "kubeflow-trainer", "2.3.0")
 TRAINER_NAMESPACE = "kubeflow-system"
 TRAINER_API = "trainer.kubeflow.org/v1alpha1"
@@ -40,9 +41,10 @@ def torch_distributed_runtime(gpu_taint: NodeTaint | None = None) -> Manifest:
     toleration out: see :meth:`~constructs.kubeflow.kueue.NodeFlavor.manifest`).
 
     Upstream's runtime of 2.3.0, plus a restart policy: the Trainer sets torchrun's rendezvous environment from the
-    TrainJob (``numNodes``, ``numProcPerNode``, which defaults to one process per GPU, or per node on CPU), and a
-    failed pod restarts the whole job (:data:`RUNTIME_MAX_RESTARTS` times at most) instead of failing it or being
-    retried alone. It names no node: Kueue's ResourceFlavors select the CPU or the GPU nodes when it admits the job.
+    TrainJob (``numNodes``, ``numProcPerNode``, which defaults to one process per GPU, or per requested core on
+    CPU), and a failed pod restarts the whole job (:data:`RUNTIME_MAX_RESTARTS` times at most) instead of failing
+    it or being retried alone. It names no node: Kueue's ResourceFlavors select the CPU or the GPU nodes when it
+    admits the job.
     """
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [{"name": TRAINER_NODE, "image": PYTORCH_IMAGE}]}
     if gpu_taint is not None:

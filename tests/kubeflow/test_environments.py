@@ -562,3 +562,20 @@ def test_every_namespace_the_platform_uses_besides_the_teams_is_reserved(stacks,
     teams = {t.name for t in kubeflow(env).teams}
     assert teams <= used
     assert used - teams - {None} <= set(RESERVED_NAMESPACES)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_kueue_manages_jobs_in_the_team_namespaces_and_nowhere_else(stacks, env) -> None:
+    """Kueue's Job and JobSet webhooks fail closed: outside the teams' namespaces they must not apply at all."""
+    stack = stacks[env]
+    (kueue,) = [body for body in resources(stack, "helm_release").values() if body["name"] == "kueue"]
+    config = json.loads(values_of(kueue)["managerConfig"]["controllerManagerConfigYaml"])
+    (expression,) = config["managedJobsNamespaceSelector"]["matchExpressions"]
+    assert expression["operator"] == "Exists"
+    selected = {
+        body["metadata"]["name"]
+        for body in resources(stack, "kubernetes_namespace_v1").values()
+        if expression["key"] in body["metadata"].get("labels", {})
+    }
+    # Exactly the team namespaces: MLflow's namespace (and those Helm creates, which carry no labels of ours) not.
+    assert selected == {team["name"] for team in teams_of(env)}

@@ -130,10 +130,13 @@ def test_the_resource_quota_is_what_kueue_could_admit_at_most(stack, name) -> No
 def test_the_namespace_comes_after_the_queues_so_it_is_destroyed_before_kueue(stack, name) -> None:
     namespace = only(stack, "kubernetes_namespace_v1", f"team-{name}/namespace")
     # Destroy runs backwards: the namespace and its TrainJobs go while Kueue and the Trainer still run and can
-    # clear their finalizers. The deployer's cluster access first, as for anything in the cluster.
+    # clear their finalizers, and while the runtimes exist (a runtime in use keeps a finalizer until its TrainJobs
+    # are gone, so uninstalling the runtimes first would hang). The deployer's cluster access first, as for
+    # anything in the cluster.
     assert sorted(namespace["depends_on"]) == sorted(
         [
             address_of(stack, "helm_release", "kueue-queues"),
+            address_of(stack, "helm_release", "kubeflow-runtimes"),
             address(stack, "aws_eks_access_policy_association", "cluster/deployer-cluster-admin"),
         ]
     )
