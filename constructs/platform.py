@@ -16,6 +16,7 @@ from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.cost.budget import CostBudget, CostBudgetProps
 from constructs.cost.settings import BudgetSettings
+from constructs.eks.ingress import AccessLogs
 from constructs.eks.platform import EksPlatform, EksPlatformProps
 from constructs.eks.settings import EksClusterSettings
 from constructs.kubeflow.platform import KubeflowTraining, KubeflowTrainingProps
@@ -29,11 +30,16 @@ from constructs.network.settings import NetworkSettings
 from constructs.sagemaker.endpoint import SageMakerEndpoint, SageMakerEndpointProps
 from constructs.sagemaker.settings import SageMakerEndpointSettings, SageMakerTrainingSettings
 from constructs.sagemaker.training import SageMakerTraining, SageMakerTrainingProps
+from constructs.serving.model import ModelServing, ModelServingProps
+from constructs.serving.settings import ModelServingSpec
 from constructs.storage.keys import PlatformKeys, PlatformKeysProps
 from constructs.storage.ml_storage import MlStorage, MlStorageProps
 from constructs.storage.settings import PlatformKeysSettings, StorageSettings
 from constructs.training.cluster import GpuTrainingCluster, GpuTrainingClusterProps
 from constructs.training.settings import GpuTrainingClusterSettings
+
+# Key prefix of the load balancers' access logs in the access-log bucket (one folder per load balancer below it).
+LOAD_BALANCER_LOG_PREFIX = "load-balancers"
 
 
 class PlatformConfig(Protocol):
@@ -84,6 +90,9 @@ class PlatformConfig(Protocol):
 
     @property
     def kubeflow(self) -> KubeflowSettings | None: ...
+
+    @property
+    def serving(self) -> tuple[ModelServingSpec, ...]: ...
 
 
 class MlPlatform(Construct):
@@ -166,10 +175,20 @@ class MlPlatform(Construct):
                     logs_key=self.keys.logs,
                 ),
             )
+        self.load_balancer_logs = self._load_balancer_logs()
         self._sagemaker(config)
         self._mlflow(config)
         self._kubeflow(config)
+        self._serving(config)
         self._outputs()
+
+    def _load_balancer_logs(self) -> AccessLogs | None:
+        """Where the cluster's load balancers log: the access-log bucket, where the environment keeps one."""
+        bucket = self.storage.access_logs
+        if self.eks is None or bucket is None:
+            return None
+        bucket.allow_load_balancer_logs(LOAD_BALANCER_LOG_PREFIX)
+        return AccessLogs(bucket=bucket.name, prefix=LOAD_BALANCER_LOG_PREFIX, ready=[bucket.policy])
 
     def _sagemaker(self, config: PlatformConfig) -> None:
         c = self.context
@@ -237,6 +256,7 @@ class MlPlatform(Construct):
                 artifacts=self.storage.mlflow_artifacts,
                 node_selector=self.eks.cpu_node_selector,
                 client_cidrs=(config.network.vpc_cidr, *config.eks.private_access_cidrs),
+                access_logs=self.load_balancer_logs,
                 depends_on=self.eks.workload_dependencies,
                 in_cluster_resources=config.eks.in_cluster_components,
             ),
@@ -265,6 +285,28 @@ class MlPlatform(Construct):
                 in_cluster_resources=config.eks.in_cluster_components,
             ),
         )
+
+    def _serving(self, config: PlatformConfig) -> None:
+        self.models: dict[str, ModelServing] = {}
+        if self.eks is None or config.eks is None:
+            return
+        for spec in config.serving:
+            self.models[spec.name] = ModelServing(
+                self,
+                f"model-{spec.name}",
+                ModelServingProps(
+                    context=self.context,
+                    spec=spec,
+                    cluster=self.eks.cluster,
+                    model_artifacts=self.storage.model_artifacts,
+                    cpu_node_selector=self.eks.cpu_node_selector,
+                    gpu_nodes=self.eks.gpu_nodes,
+                    client_cidrs=(config.network.vpc_cidr, *config.eks.private_access_cidrs),
+                    access_logs=self.load_balancer_logs,
+                    depends_on=self.eks.workload_dependencies,
+                    in_cluster_resources=config.eks.in_cluster_components,
+                ),
+            )
 
     def _outputs(self) -> None:
         outputs: dict[str, tuple[object, str]] = {
@@ -306,6 +348,11 @@ class MlPlatform(Construct):
             outputs["kubeflow_team_role_arns"] = (
                 {name: team.role.arn for name, team in self.kubeflow.teams.items()},
                 "IRSA role of each team's 'training' service account (its data prefix only)",
+            )
+        if self.models:
+            outputs["model_urls"] = (
+                {name: model.url for name, model in self.models.items()},
+                "HTTPS address of each model served on EKS",
             )
         if self.sagemaker is not None:
             outputs["sagemaker_endpoint_name"] = (

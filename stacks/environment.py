@@ -25,9 +25,10 @@ from constructs.kubeflow.settings import KubeflowSettings
 from constructs.mlflow.settings import MlflowSettings
 from constructs.network.settings import EKS_UNSUPPORTED_ZONE_IDS, NetworkSettings
 from constructs.sagemaker.settings import SageMakerEndpointSettings, SageMakerTrainingSettings
+from constructs.serving.settings import ModelServingSpec
 from constructs.storage.settings import PlatformKeysSettings, StorageSettings
 from constructs.training.settings import GpuTrainingClusterSettings
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 # Regions the platform is tested against, each with the prefix of its availability zone IDs (use1-az1 is a zone of
 # us-east-1; `aws ec2 describe-availability-zones --region <region> --query 'AvailabilityZones[].ZoneId'` lists
@@ -121,6 +122,8 @@ class EnvironmentConfig(Settings):
     sagemaker_training: SageMaker training jobs' role and job specification, or None for none.
     mlflow: the MLflow tracking server on ``eks`` with its PostgreSQL database, or None for none.
     kubeflow: Kubeflow Trainer, Kueue and the ML teams' namespaces on ``eks``, or None for none.
+    serving: models served on ``eks``, each by its own Deployment behind an HTTPS load balancer (none by default:
+      ``examples/model-serving.json`` adds some).
     """
 
     name: Annotated[EnvironmentName, REVIEWED]
@@ -140,6 +143,7 @@ class EnvironmentConfig(Settings):
     sagemaker_training: SageMakerTrainingSettings | None
     mlflow: MlflowSettings | None
     kubeflow: KubeflowSettings | None
+    serving: Annotated[tuple[ModelServingSpec, ...], Field(max_length=20)]
 
     @classmethod
     def _where(cls, data: dict[str, Any]) -> str:
@@ -197,6 +201,8 @@ class EnvironmentConfig(Settings):
         self._zones_fit()
         self._mlflow_fits()
         self._kubeflow_fits()
+        self._serving_fits()
+        self._gpus_fit()
         if self.protected:
             self._protects_data()
         return self
@@ -284,17 +290,78 @@ class EnvironmentConfig(Settings):
                     f"size ({gpu_group.max_size} nodes of {gpu_group.gpus_per_instance}); raise "
                     "eks.gpu_node_group.max_size first",
                 )
-        if gpu_group is not None:
-            # Nominal quotas are guarantees: together they must fit what the autoscaler can bring up, or a team
-            # within its quota would wait for GPUs that never come (and Kueue would evict its job after the timeout).
-            quotas = {team.name: team.gpu_nodes.gpus for team in self.kubeflow.teams if team.gpu_nodes is not None}
+
+    def _serving_fits(self) -> None:
+        if not self.serving:
+            return
+        require_field(
+            self.eks is not None,
+            "eks",
+            self.eks,
+            "an EKS cluster while serving lists models (they run on it); set serving to [] as well",
+        )
+        teams = {team.name for team in self.kubeflow.teams} if self.kubeflow is not None else set()
+        gpu_group = self.eks.gpu_node_group if self.eks is not None else None
+        names = [model.name for model in self.serving]
+        hosts = [model.ingress.hostname for model in self.serving]
+        for index, model in enumerate(self.serving):
+            field = f"serving[{index}]"
+            require_field(model.name not in names[:index], f"{field}.name", model.name, "a name no other model has")
             require_field(
-                sum(quotas.values()) <= gpu_group.max_gpus,
-                "kubeflow.teams",
-                quotas,
-                f"GPU quotas adding up to at most {gpu_group.max_gpus} (the GPU node group's GPUs at its maximum "
-                "size): teams borrow each other's idle GPUs through a cohort instead of overcommitting",
+                model.ingress.hostname not in hosts[:index],
+                f"{field}.ingress.hostname",
+                model.ingress.hostname,
+                "a host name no other model has",
             )
+            require_field(
+                model.namespace not in teams,
+                f"{field}.name",
+                model.name,
+                f"a name whose namespace {model.namespace!r} is not a Kubeflow team's",
+            )
+            if self.protected:
+                require_field(
+                    model.image_tag != "latest",
+                    f"{field}.image",
+                    model.image,
+                    f"a fixed tag or a digest in {self.name} (protected): 'latest' changes under a running model",
+                )
+            if model.gpus:
+                require_field(
+                    gpu_group is not None,
+                    f"{field}.gpus",
+                    model.gpus,
+                    f"0: {self.name} has no GPU node group (eks.gpu_node_group)",
+                )
+                if gpu_group is not None:
+                    require_field(
+                        model.gpus <= gpu_group.gpus_per_instance,
+                        f"{field}.gpus",
+                        model.gpus,
+                        f"at most {gpu_group.gpus_per_instance} (the GPUs of one node of the GPU node group)",
+                    )
+
+    def _gpus_fit(self) -> None:
+        """Training quotas and served models' GPUs are promises on the same GPU node group: they must fit in it."""
+        gpu_group = self.eks.gpu_node_group if self.eks is not None else None
+        if gpu_group is None:
+            return
+        demand = {
+            f"team {team.name}": team.gpu_nodes.gpus
+            for team in (self.kubeflow.teams if self.kubeflow is not None else ())
+            if team.gpu_nodes is not None
+        }
+        demand.update({f"model {model.name}": model.max_gpus for model in self.serving if model.gpus})
+        # Nominal quotas are guarantees, and a served model's pods are not queued at all: together they must fit
+        # what the autoscaler can bring up, or a team within its quota would wait for GPUs that never come.
+        require_field(
+            sum(demand.values()) <= gpu_group.max_gpus,
+            "kubeflow.teams" if not any(key.startswith("model") for key in demand) else "serving",
+            demand,
+            f"GPU quotas and models' GPUs (at max_replicas) adding up to at most {gpu_group.max_gpus} (the GPU node "
+            "group's GPUs at its maximum size): raise eks.gpu_node_group.max_size, or share idle GPUs between teams "
+            "through a cohort instead of overcommitting",
+        )
 
     def _protects_data(self) -> None:
         require_field(

@@ -134,6 +134,8 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
                 TeamSettings(name="nlp", cpu_nodes=NodeQuota(cpu=2, memory_gib=6), storage_gib=50),
             ),
         ),
+        # Models served on EKS: none until one is declared (examples/model-serving.json shows how).
+        serving=(),
     ),
     # Staging: production's configuration at a smaller scale, so a change is proven before prod.
     "staging": EnvironmentConfig(
@@ -249,6 +251,8 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
                 ),
             ),
         ),
+        # Models served on EKS: none until one is declared (examples/model-serving.json shows how).
+        serving=(),
     ),
     # Prod: high availability, protected data, longest retention.
     "prod": EnvironmentConfig(
@@ -374,6 +378,8 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             ),
             wait_for_pods_ready_minutes=20,
         ),
+        # Models served on EKS: none until one is declared (examples/model-serving.json shows how).
+        serving=(),
     ),
 }
 

@@ -1,12 +1,12 @@
-"""An internal HTTPS load balancer in front of one in-cluster Service, with its certificate and DNS name."""
+"""An HTTPS load balancer in front of one in-cluster Service, with its certificate, DNS name and access logs."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from cdktf import ITerraformDependable, TerraformResourceLifecycle
 from constructs import Construct
@@ -30,8 +30,26 @@ def _is_cidr(text: str) -> bool:
 
 
 @dataclass(frozen=True)
-class InternalHttpsIngressProps:
-    """Props for :class:`InternalHttpsIngress`.
+class AccessLogs:
+    """Where load balancers write their access logs: an SSE-S3 bucket (the only encryption ELB delivers to).
+
+    bucket: the bucket's name.
+    prefix: the key prefix of this load balancer's logs.
+    ready: what must exist before logging is turned on (the bucket policy letting ELB write there).
+    """
+
+    bucket: str
+    prefix: str
+    ready: Sequence[ITerraformDependable] = ()
+
+    def under(self, name: str) -> AccessLogs:
+        """The same bucket, with the logs of load balancer ``name`` under ``<prefix>/<name>``."""
+        return AccessLogs(self.bucket, f"{self.prefix}/{name}", self.ready)
+
+
+@dataclass(frozen=True)
+class HttpsIngressProps:
+    """Props for :class:`HttpsIngress`.
 
     context: the environment.
     name: the Ingress's name (a DNS-1123 label), in ``namespace``.
@@ -39,10 +57,17 @@ class InternalHttpsIngressProps:
     hosted_zone_name: an existing public Route53 hosted zone: it validates the certificate and holds the record.
     service_name, service_port: the Service the load balancer forwards to.
     health_check_path: the path the load balancer probes on each pod.
-    client_cidrs: the only source ranges the load balancer accepts (the VPC and the networks routed into it).
+    client_cidrs: the only source ranges the load balancer accepts (for an internal one: the VPC and the networks
+      routed into it).
     idle_timeout_seconds: how long an idle connection stays open (large artifact uploads need minutes).
+    scheme: ``"internal"`` or ``"internet-facing"`` (which requires ``web_acl_arn``).
+    web_acl_arn: a regional WAF web ACL the load balancer is associated with, or None.
+    access_logs: where the load balancer's access logs go, or None for none.
+    tags: tags the controller puts on the load balancer, its listeners, target groups and security groups (the
+      owner tags, for cost attribution).
     depends_on: the AWS Load Balancer Controller's release and the backend's release: the Ingress is created
-      after them and deleted before them, so the controller is still running to delete the load balancer.
+      after them and deleted before them, so the controller is still running to delete the load balancer; and
+      the access-log bucket's policy, which must let ELB write before the controller turns logging on.
     in_cluster_resources: create the Ingress and the DNS record (they need the cluster's API); without it only
       the certificate exists, ready for a later run from inside the network.
     """
@@ -57,23 +82,30 @@ class InternalHttpsIngressProps:
     health_check_path: str
     client_cidrs: Sequence[str]
     idle_timeout_seconds: int = 60
+    scheme: Literal["internal", "internet-facing"] = "internal"
+    web_acl_arn: str | None = None
+    access_logs: AccessLogs | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
     depends_on: Sequence[ITerraformDependable] = ()
     in_cluster_resources: bool = True
 
 
-class InternalHttpsIngress(Construct):
-    """An ``internal`` ALB made by the AWS Load Balancer Controller, HTTPS only, named in Route53.
+class HttpsIngress(Construct):
+    """An ALB made by the AWS Load Balancer Controller, HTTPS only, named in Route53.
 
     - An ACM certificate for ``hostname``, validated with a DNS record in the hosted zone and renewed by ACM.
-    - A ``kubernetes_ingress_v1`` of class ``alb``: internal scheme, IP targets, HTTP redirected to HTTPS with a
-      TLS 1.3 policy, invalid header fields dropped, and a listener that only ``client_cidrs`` may reach.
-    - The ALB is the controller's, not Terraform's; Terraform waits for it (``wait_for_load_balancer``) and
-      reads its DNS name from the Ingress's status, so the alias record is created in the same apply. On
-      destroy, the record and the Ingress go first; the controller deletes the ALB, its target groups and its
-      security groups before its own release is removed, so nothing holds the VPC.
+    - A ``kubernetes_ingress_v1`` of class ``alb``: IP targets, HTTP redirected to HTTPS with a TLS 1.3 policy,
+      invalid header fields dropped, a listener that only ``client_cidrs`` may reach, the web ACL and access
+      logs when given, and the owner tags on everything the controller creates.
+    - The ALB is the controller's, not Terraform's. Terraform waits for it (``wait_for_load_balancer``) and reads
+      its DNS name from the Ingress's status, so the alias record is created in the same apply.
+    - On destroy, the record and then the Ingress go first. Deleting the Ingress waits until the object is gone,
+      and the controller's finalizer keeps it until the ALB, its listeners, target groups and security groups
+      are deleted: only then do the controller's release, the node groups and the VPC go, so nothing holds the
+      VPC.
     """
 
-    def __init__(self, scope: Construct, id: str, props: InternalHttpsIngressProps) -> None:
+    def __init__(self, scope: Construct, id: str, props: HttpsIngressProps) -> None:
         super().__init__(scope, id)
         where = self.node.path
         require_dns1123_label(where, "name", props.name)
@@ -103,6 +135,13 @@ class InternalHttpsIngress(Construct):
             f"a name inside hosted_zone_name {props.hosted_zone_name!r}",
         )
         require(bool(props.client_cidrs), where, "client_cidrs", props.client_cidrs, "at least one CIDR block")
+        require(
+            props.scheme == "internal" or props.web_acl_arn is not None,
+            where,
+            "web_acl_arn",
+            props.web_acl_arn,
+            "a web ACL ARN for an internet-facing load balancer",
+        )
         self.props = props
         self.zone = aws.data_aws_route53_zone.DataAwsRoute53Zone(
             self, "zone", name=props.hosted_zone_name, private_zone=False
@@ -146,12 +185,21 @@ class InternalHttpsIngress(Construct):
     def annotations(self) -> dict[str, str]:
         """The controller's instructions for the load balancer (its ``alb.ingress.kubernetes.io/`` annotations)."""
         p = self.props
-        attributes = (
+        attributes = [
             "routing.http.drop_invalid_header_fields.enabled=true",
             f"idle_timeout.timeout_seconds={p.idle_timeout_seconds}",
-        )
+        ]
+        # Only the attributes named are changed, so logging off is said explicitly.
+        if p.access_logs is not None:
+            attributes += [
+                "access_logs.s3.enabled=true",
+                f"access_logs.s3.bucket={p.access_logs.bucket}",
+                f"access_logs.s3.prefix={p.access_logs.prefix}",
+            ]
+        else:
+            attributes.append("access_logs.s3.enabled=false")
         values = {
-            "scheme": "internal",
+            "scheme": p.scheme,
             "target-type": "ip",
             "listen-ports": json.dumps([{"HTTP": 80}, {"HTTPS": 443}]),
             "ssl-redirect": "443",
@@ -161,6 +209,10 @@ class InternalHttpsIngress(Construct):
             "inbound-cidrs": ",".join(p.client_cidrs),
             "load-balancer-attributes": ",".join(attributes),
         }
+        if p.web_acl_arn is not None:
+            values["wafv2-acl-arn"] = p.web_acl_arn
+        if p.tags:
+            values["tags"] = ",".join(f"{key}={value}" for key, value in sorted(p.tags.items()))
         return {f"{_ANNOTATION}{key}": value for key, value in values.items()}
 
     def _ingress(self) -> None:
@@ -195,7 +247,7 @@ class InternalHttpsIngress(Construct):
                 ],
             ),
             wait_for_load_balancer=True,
-            depends_on=list(p.depends_on) or None,
+            depends_on=[*p.depends_on, *(p.access_logs.ready if p.access_logs is not None else ())] or None,
         )
         self.record = aws.route53_record.Route53Record(
             self,

@@ -43,6 +43,15 @@ class NodeTaint:
     value: str
     effect: str = "NO_SCHEDULE"
 
+    @property
+    def kubernetes_effect(self) -> str:
+        """The effect as Kubernetes spells it (``NoSchedule``)."""
+        return TAINT_EFFECTS[self.effect]
+
+    def toleration(self) -> dict[str, str]:
+        """The Kubernetes toleration of exactly this taint (its key, value and effect)."""
+        return {"key": self.key, "operator": "Equal", "value": self.value, "effect": self.kubernetes_effect}
+
 
 @dataclass(frozen=True)
 class EksNodeGroupProps:

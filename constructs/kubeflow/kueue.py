@@ -13,7 +13,7 @@ from constructs.core.errors import require
 from constructs.eks.cluster import EksCluster
 from constructs.eks.components import HelmChart, install_chart
 from constructs.eks.manifests import Manifest, ManifestsRelease, ManifestsReleaseProps
-from constructs.eks.node_group import GPU_RESOURCE, TAINT_EFFECTS, NodeTaint
+from constructs.eks.node_group import GPU_RESOURCE, NodeTaint
 from constructs.kubeflow.settings import KubeflowSettings, NodeQuota, TeamSettings
 
 # 0.19.2 (August 2026) serves kueue.x-k8s.io/v1beta2 (the storage version; v1beta1 is deprecated), admits
@@ -41,11 +41,6 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 BATCH_USER_ROLE = f"{KUEUE_RELEASE}-batch-user-role"
 
 
-def toleration(taint: NodeTaint) -> dict[str, str]:
-    """The Kubernetes toleration of exactly ``taint`` (its key, value and effect)."""
-    return {"key": taint.key, "operator": "Equal", "value": taint.value, "effect": TAINT_EFFECTS[taint.effect]}
-
-
 @dataclass(frozen=True)
 class NodeFlavor:
     """One kind of node jobs are admitted onto: the labels selecting it and the taints it carries."""
@@ -63,9 +58,7 @@ class NodeFlavor:
         """
         spec: dict[str, Any] = {"nodeLabels": dict(self.node_labels)}
         if self.taints:
-            spec["nodeTaints"] = [
-                {"key": t.key, "value": t.value, "effect": TAINT_EFFECTS[t.effect]} for t in self.taints
-            ]
+            spec["nodeTaints"] = [{"key": t.key, "value": t.value, "effect": t.kubernetes_effect} for t in self.taints]
         return {"apiVersion": KUEUE_API, "kind": "ResourceFlavor", "metadata": {"name": self.name}, "spec": spec}
 
 

@@ -12,7 +12,6 @@ from constructs.eks.cluster import EksCluster
 from constructs.eks.components import HelmChart, install_chart
 from constructs.eks.manifests import Manifest, ManifestsRelease, ManifestsReleaseProps
 from constructs.eks.node_group import NodeTaint
-from constructs.kubeflow.kueue import toleration
 
 # 2.3.0 (August 2026) serves trainer.kubeflow.org/v1alpha1 and needs Kubernetes 1.31 or later; its JobSet
 # subchart is 0.12.0. The Trainer's CRDs are templates, upgraded and deleted with the release; JobSet's sits in the
@@ -48,7 +47,7 @@ def torch_distributed_runtime(gpu_taint: NodeTaint | None = None) -> Manifest:
     """
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [{"name": TRAINER_NODE, "image": PYTORCH_IMAGE}]}
     if gpu_taint is not None:
-        pod["tolerations"] = [toleration(gpu_taint)]
+        pod["tolerations"] = [gpu_taint.toleration()]
     return {
         "apiVersion": TRAINER_API,
         "kind": "ClusterTrainingRuntime",

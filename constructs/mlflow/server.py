@@ -15,7 +15,7 @@ from constructs.core.protection import prevent_destroy
 from constructs.eks.cluster import EksCluster
 from constructs.eks.components import install_chart
 from constructs.eks.external_secrets import ExternalSecretsOperator, ExternalSecretsOperatorProps
-from constructs.eks.ingress import InternalHttpsIngress, InternalHttpsIngressProps
+from constructs.eks.ingress import AccessLogs, HttpsIngress, HttpsIngressProps
 from constructs.eks.manifests import ManifestsRelease, ManifestsReleaseProps
 from constructs.mlflow.database import MlflowDatabase
 from constructs.mlflow.secrets import MlflowSecretsSpec, credential_manifests
@@ -52,6 +52,7 @@ class MlflowTrackingServerProps:
     artifacts: the MLflow artifacts bucket.
     node_selector: labels of the CPU nodes, where every pod of the feature runs.
     client_cidrs: the networks that may reach the load balancer (the VPC and those routed into it).
+    access_logs: where the load balancer's access logs go (the platform's access-log bucket), or None.
     depends_on: the node groups, add-ons and system components (the AWS Load Balancer Controller among them).
     in_cluster_resources: create what lives in the cluster; False creates only the AWS side (roles, the admin
       secret, the certificate).
@@ -64,6 +65,7 @@ class MlflowTrackingServerProps:
     artifacts: SecureBucket
     node_selector: Mapping[str, str]
     client_cidrs: Sequence[str]
+    access_logs: AccessLogs | None = None
     depends_on: Sequence[ITerraformDependable] = ()
     in_cluster_resources: bool = True
 
@@ -147,7 +149,7 @@ class MlflowTrackingServer(Construct):
             kubernetes_depends_on=namespace_ready,
         )
 
-        self.ingress: InternalHttpsIngress | None = None
+        self.ingress: HttpsIngress | None = None
         self.releases: dict[str, Any] = {}
         self.pod_disruption_budget: Any | None = None
         if self.namespace_resource is not None:
@@ -276,14 +278,12 @@ class MlflowTrackingServer(Construct):
         if s.ingress is not None:
             self.ingress = self._ingress(s.ingress, [*waits_for, self.releases[RELEASE_NAME]])
 
-    def _ingress(
-        self, settings: MlflowIngressSettings, depends_on: Sequence[ITerraformDependable]
-    ) -> InternalHttpsIngress:
+    def _ingress(self, settings: MlflowIngressSettings, depends_on: Sequence[ITerraformDependable]) -> HttpsIngress:
         props = self.props
-        return InternalHttpsIngress(
+        return HttpsIngress(
             self,
             "ingress",
-            InternalHttpsIngressProps(
+            HttpsIngressProps(
                 context=props.context,
                 name=RELEASE_NAME,
                 namespace=NAMESPACE,
@@ -295,6 +295,8 @@ class MlflowTrackingServer(Construct):
                 client_cidrs=props.client_cidrs,
                 # Artifact uploads through the server can take minutes.
                 idle_timeout_seconds=600,
+                access_logs=props.access_logs.under(RELEASE_NAME) if props.access_logs is not None else None,
+                tags=props.context.owner_tags,
                 depends_on=depends_on,
                 in_cluster_resources=props.in_cluster_resources,
             ),

@@ -126,6 +126,8 @@ class SecureBucket(Construct):
         )
         # Buckets whose server access logs this bucket receives (it must be an access-log bucket).
         self._log_sources: list[str] = []
+        # Key prefixes under which Elastic Load Balancing delivers load balancers' access logs.
+        self._load_balancer_prefixes: list[str] = []
         self.policy = aws.s3_bucket_policy.S3BucketPolicy(
             self, "policy", bucket=bucket_id, policy=policy_document(*self._policy_statements())
         )
@@ -172,7 +174,42 @@ class SecureBucket(Construct):
                     },
                 )
             )
+        if self._load_balancer_prefixes:
+            account = self.props.log_delivery_source_account
+            statements.append(
+                PolicyStatement(
+                    sid="LoadBalancerAccessLogDelivery",
+                    principals={"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                    actions=("s3:PutObject",),
+                    # ELB writes under <prefix>/AWSLogs/<account>/, and only this account's load balancers' logs.
+                    resources=tuple(
+                        f"{self.bucket.arn}/{prefix}/*/AWSLogs/{account}/*" for prefix in self._load_balancer_prefixes
+                    ),
+                )
+            )
         return statements
+
+    def allow_load_balancer_logs(self, prefix: str) -> None:
+        """Let Elastic Load Balancing deliver access logs of this account's load balancers under ``<prefix>/<name>/``.
+
+        Only an access-log bucket (SSE-S3) may receive them: ELB cannot write to an SSE-KMS bucket. Each load
+        balancer logs under a prefix of its own below ``prefix``.
+        """
+        require(
+            self.props.log_delivery_source_account is not None,
+            self.node.path,
+            "load balancer access logs",
+            prefix,
+            "an access-log bucket (kms_key None: ELB delivers access logs only to SSE-S3 buckets)",
+        )
+        self._load_balancer_prefixes.append(prefix)
+        self.policy.policy = policy_document(*self._policy_statements())
+        suppress(
+            self.policy,
+            "IAM-3",
+            "Elastic Load Balancing's log delivery documents no aws:SourceAccount or aws:SourceArn key; the statement "
+            "is kept to keys under AWSLogs/<this account>/, where ELB writes only this account's load balancers' logs",
+        )
 
     def allow_access_logs_from(self, source: SecureBucket) -> None:
         """Let S3 server access logging deliver ``source``'s logs to this bucket, which must be an access-log bucket.

@@ -28,7 +28,6 @@ from constructs.kubeflow.kueue import (
     NodeFlavor,
     TeamCeiling,
     team_ceiling,
-    toleration,
 )
 from constructs.kubeflow.settings import KubeflowSettings
 
@@ -202,7 +201,7 @@ def test_a_flavor_declares_each_taint_with_its_kubernetes_effect() -> None:
 @pytest.mark.parametrize(("effect", "spelled"), sorted(K8S_EFFECT.items()))
 def test_the_toleration_of_a_taint_tolerates_it_and_nothing_else(effect, spelled) -> None:
     taint = NodeTaint("example.com/gpu", "true", effect)
-    given = toleration(taint)
+    given = taint.toleration()
     assert given == {"key": "example.com/gpu", "operator": "Equal", "value": "true", "effect": spelled}
     declared = NodeFlavor("f", {"pool": "f"}, (taint,)).manifest()["spec"]["nodeTaints"][0]
     assert tolerates([given], declared)
