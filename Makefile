@@ -66,6 +66,8 @@ compare-synth: $(PY_STAMP)
 
 ## Synthesize, then run the checkov gate on every stack: any failed check not accepted for that environment and
 ## resource in checkov-accepted.toml fails, and so does an acceptance that no longer matches (the same gate as the tests).
+## ML_PLATFORM_OVERRIDES_FILE reaches both commands: the gate scans that file's scenario
+## (ML_PLATFORM_OVERRIDES_FILE=examples/model-serving.json make scan).
 scan: $(PY_STAMP) $(CHECKOV_STAMP)
 	$(PY) main.py
 	$(PY) tools/checkov_gate.py --out "$${CDKTF_OUTDIR:-cdktf.out}"

@@ -302,6 +302,9 @@ class MlPlatform(Construct):
                     cpu_node_selector=self.eks.cpu_node_selector,
                     gpu_nodes=self.eks.gpu_nodes,
                     client_cidrs=(config.network.vpc_cidr, *config.eks.private_access_cidrs),
+                    logs_key=self.keys.logs,
+                    # Web ACL logs are kept as long as the cluster's own.
+                    log_retention_days=config.eks.log_retention_days,
                     access_logs=self.load_balancer_logs,
                     depends_on=self.eks.workload_dependencies,
                     in_cluster_resources=config.eks.in_cluster_components,

@@ -45,6 +45,7 @@ EMULATED_SERVICES: tuple[str, ...] = (
     "sqs",
     "ssm",
     "sts",
+    "wafv2",
 )
 
 EMULATOR_CREDENTIALS = {"access_key": "test", "secret_key": "test"}

@@ -303,15 +303,17 @@ class EnvironmentConfig(Settings):
         teams = {team.name for team in self.kubeflow.teams} if self.kubeflow is not None else set()
         gpu_group = self.eks.gpu_node_group if self.eks is not None else None
         names = [model.name for model in self.serving]
-        hosts = [model.ingress.hostname for model in self.serving]
+        # MLflow's load balancer holds its host name too: two alias records cannot share one name.
+        taken = [self.mlflow.ingress.hostname] if self.mlflow is not None and self.mlflow.ingress is not None else []
+        hosts = [*taken, *(model.ingress.hostname for model in self.serving)]
         for index, model in enumerate(self.serving):
             field = f"serving[{index}]"
             require_field(model.name not in names[:index], f"{field}.name", model.name, "a name no other model has")
             require_field(
-                model.ingress.hostname not in hosts[:index],
+                model.ingress.hostname not in hosts[: len(taken) + index],
                 f"{field}.ingress.hostname",
                 model.ingress.hostname,
-                "a host name no other model has",
+                "a host name no other model, nor MLflow, has",
             )
             require_field(
                 model.namespace not in teams,

@@ -9,10 +9,17 @@ checkov runs with every check on (no skip list) and reports in JSON; the gate th
 - a check failed that no entry of ``checkov-accepted.toml`` accepts for that environment and resource;
 - an entry no longer matches a failed check in one of its environments (a stale acceptance).
 
+An entry with a ``scenario`` (an overrides file of the repository, such as ``examples/model-serving.json``)
+belongs to the stacks synthesized with that file: it accepts findings, and is held to still match one, only when
+the gate scans that scenario. The gate learns the scenario from ``--scenario`` or from
+``ML_PLATFORM_OVERRIDES_FILE``, the variable the synthesis read. Entries without one apply to every scan, a
+scenario's included: an overrides file adds to the platform, so the plain platform's findings must still be there.
+
 ``make scan`` runs it on ``cdktf.out``, and ``tests/policy/test_checkov_gate.py`` runs the same functions on the
 test session's synthesized stacks::
 
-    .venv/bin/python tools/checkov_gate.py [--out cdktf.out] [ENV ...]   # exit 0 pass, 1 gate failed, 2 error
+    .venv/bin/python tools/checkov_gate.py [--out cdktf.out] [--scenario FILE] [ENV ...]
+    # exit 0 pass, 1 gate failed, 2 error
 
 checkov lives in its own virtual environment (``make checkov``; its exact ``boto3`` pin conflicts with the one
 moto needs): ``ML_PLATFORM_CHECKOV`` or ``.venv-checkov/bin/checkov``. The gate uses only the standard library,
@@ -38,11 +45,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 ACCEPTED_FILE = ROOT / "checkov-accepted.toml"
 CHECKOV_VARIABLE = "ML_PLATFORM_CHECKOV"
+OVERRIDES_FILE_VARIABLE = "ML_PLATFORM_OVERRIDES_FILE"
 DEFAULT_CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_TIMEOUT_SECONDS = 300
 MIN_REASON_LENGTH = 20
 _CHECK_ID = re.compile(r"CKV2?_[A-Z0-9]+_[0-9]+")
 _ENTRY_KEYS = frozenset({"check", "environments", "resources", "why"})
+_OPTIONAL_KEYS = frozenset({"scenario"})
 
 
 class GateError(Exception):
@@ -57,6 +66,16 @@ class Acceptance:
     environments: frozenset[str]
     resources: tuple[str, ...]
     why: str
+    scenario: str | None = None
+    """The overrides file (a path from the repository root) whose scans alone the entry belongs to; None: every scan."""
+
+    def applies_in(self, scenario: str | None) -> bool:
+        """Whether this entry accepts findings, and must still match one, in a scan of ``scenario``."""
+        return self.scenario is None or self.scenario == scenario
+
+    def scope(self) -> str:
+        """How reports name the entry's scope: `` with <scenario>`` or nothing."""
+        return f" with {self.scenario}" if self.scenario else ""
 
     def covers(self, finding: Finding) -> bool:
         """Whether this entry accepts ``finding``."""
@@ -105,7 +124,9 @@ class GateResult:
     evaluated: frozenset[str] = field(default_factory=frozenset)
     """Terraform addresses of every resource checkov evaluated (passed or failed)."""
     elsewhere: tuple[tuple[Finding, tuple[str, ...]], ...] = ()
-    """Unaccepted findings that an entry accepts on the same resource in other environments, with those."""
+    """Unaccepted findings that an entry accepts on the same resource elsewhere, with where (per scenario)."""
+    scenario: str | None = None
+    """The overrides file the stack was synthesized with (None: the plain matrix)."""
 
     @property
     def ok(self) -> bool:
@@ -120,9 +141,49 @@ def _entry_error(source: Path, index: int, key: str, value: object, allowed: str
     return GateError(f"{source.name}: accepted[{index}].{key} = {value!r}: {allowed}")
 
 
+def repository_file(value: str, base: Path, root: Path = ROOT) -> str | None:
+    """``value`` (a path relative to ``base``, or absolute) as a path from ``root`` when it names a file there."""
+    try:
+        resolved = (base / value).resolve()
+        relative = resolved.relative_to(root.resolve())
+    except (OSError, ValueError, RuntimeError):
+        return None
+    return relative.as_posix() if value and resolved.is_file() else None
+
+
+def scan_scenario(argument: str | None, environ: Mapping[str, str] = os.environ, cwd: Path | None = None) -> str | None:
+    """The scenario of a scan: ``--scenario``, else ``ML_PLATFORM_OVERRIDES_FILE`` (relative to ``cwd``, as the
+    synthesis reads it), as a path from the repository root; None when neither names a file of the repository (the
+    plain matrix, or a user's own overrides file elsewhere)."""
+    variable = environ.get(OVERRIDES_FILE_VARIABLE) or None
+    base = cwd or Path.cwd()
+    named = {
+        source: (value, repository_file(value, base))
+        for source, value in (("--scenario", argument), (OVERRIDES_FILE_VARIABLE, variable))
+        if value is not None
+    }
+    # A user's own overrides file outside the repository is no scenario of this repository's acceptances: the scan
+    # then holds the stacks to the plain entries. Only an explicit --scenario must name one.
+    named = {source: pair for source, pair in named.items() if pair[1] is not None or source == "--scenario"}
+    for source, (value, found) in named.items():
+        if found is None:
+            raise GateError(
+                f"{source} = {value!r}: the scenario must be an existing overrides file inside the repository "
+                f"({ROOT}), the file its stacks were synthesized with"
+            )
+    scenarios = {found for _, found in named.values()}
+    if len(scenarios) > 1:
+        raise GateError(
+            f"--scenario {argument!r} and {OVERRIDES_FILE_VARIABLE}={variable!r} name different files: the gate must "
+            "scan the scenario the stacks were synthesized with"
+        )
+    return scenarios.pop() if scenarios else None
+
+
 def _acceptance(source: Path, index: int, entry: Mapping[str, Any], environments: frozenset[str]) -> Acceptance:
-    if set(entry) != _ENTRY_KEYS:
-        raise _entry_error(source, index, "keys", sorted(entry), f"exactly {sorted(_ENTRY_KEYS)}")
+    if not _ENTRY_KEYS <= set(entry) <= _ENTRY_KEYS | _OPTIONAL_KEYS:
+        allowed = f"{sorted(_ENTRY_KEYS)}, optionally {sorted(_OPTIONAL_KEYS)}"
+        raise _entry_error(source, index, "keys", sorted(entry), allowed)
     check, envs, patterns, why = entry["check"], entry["environments"], entry["resources"], entry["why"]
     if not isinstance(check, str) or not _CHECK_ID.fullmatch(check):
         raise _entry_error(source, index, "check", check, "a checkov check id such as 'CKV_AWS_144'")
@@ -143,7 +204,11 @@ def _acceptance(source: Path, index: int, entry: Mapping[str, Any], environments
         raise _entry_error(source, index, "resources", patterns, "a non-empty list of distinct construct path patterns")
     if not isinstance(why, str) or len(why.strip()) < MIN_REASON_LENGTH:
         raise _entry_error(source, index, "why", why, f"a reason of at least {MIN_REASON_LENGTH} characters")
-    return Acceptance(check, frozenset(envs), tuple(patterns), " ".join(why.split()))
+    scenario = entry.get("scenario")
+    if scenario is not None and (not isinstance(scenario, str) or repository_file(scenario, ROOT) != scenario):
+        allowed = "an existing overrides file inside the repository, as a path from its root (examples/x.json)"
+        raise _entry_error(source, index, "scenario", scenario, allowed)
+    return Acceptance(check, frozenset(envs), tuple(patterns), " ".join(why.split()), scenario)
 
 
 def load_acceptances(environments: Iterable[str], source: Path = ACCEPTED_FILE) -> tuple[Acceptance, ...]:
@@ -159,16 +224,18 @@ def load_acceptances(environments: Iterable[str], source: Path = ACCEPTED_FILE) 
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         raise GateError(f"{source.name}: accepted = {entries!r}: [[accepted]] tables, one per accepted finding")
     acceptances = tuple(_acceptance(source, index, entry, known) for index, entry in enumerate(entries))
-    # The same check, environment and pattern twice would let one entry be edited while the other still accepts.
-    seen: dict[tuple[str, str, str], int] = {}
+    # The same check, environment and pattern twice in one scan (both without a scenario, with the same one, or
+    # one without) would let one entry be edited while the other still accepts.
+    seen: dict[tuple[str, str, str], list[int]] = {}
     for index, acceptance in enumerate(acceptances):
-        for env in acceptance.environments:
+        for env in sorted(acceptance.environments):
             for pattern in acceptance.resources:
-                first = seen.setdefault((acceptance.check, env, pattern), index)
-                if first != index:
-                    raise _entry_error(
-                        source, index, "resources", pattern, f"{acceptance.check} in {env} is already accepted[{first}]"
-                    )
+                earlier = seen.setdefault((acceptance.check, env, pattern), [])
+                for first in earlier:
+                    if acceptances[first].scenario in (None, acceptance.scenario) or acceptance.scenario is None:
+                        taken = f"{acceptance.check} in {env} is already accepted[{first}]{acceptances[first].scope()}"
+                        raise _entry_error(source, index, "resources", pattern, taken)
+                earlier.append(index)
     return acceptances
 
 
@@ -205,13 +272,16 @@ def evaluate(
     report: object,
     stack: Mapping[str, Any],
     acceptances: Sequence[Acceptance],
+    scenario: str | None = None,
 ) -> GateResult:
-    """Hold one environment's checkov JSON report to the accepted findings.
+    """Hold one environment's checkov JSON report to the accepted findings of ``scenario``.
 
     ``stack`` is the synthesized ``cdk.tf.json`` the report is about; it gives each finding its construct path.
+    ``scenario`` is the overrides file it was synthesized with (None: the plain matrix); only the entries without a
+    scenario and those of ``scenario`` apply.
     """
     if not isinstance(report, dict) or not isinstance(report.get("summary"), dict):
-        return GateResult(environment, errors=("checkov did not produce one terraform_json report",))
+        return GateResult(environment, errors=("checkov did not produce one terraform_json report",), scenario=scenario)
     summary = report["summary"]
     errors = []
     if summary.get("parsing_errors", 0) != 0:
@@ -232,28 +302,36 @@ def evaluate(
     for check in _results(report, "failed_checks"):
         address, path = _resolve(stack, str(check["resource"]))
         findings.append(Finding(environment, str(check["check_id"]), str(check["check_name"]), address, path))
-    accepted = [f for f in findings if any(a.covers(f) for a in acceptances)]
+    applying = [a for a in acceptances if a.applies_in(scenario)]
+    accepted = [f for f in findings if any(a.covers(f) for a in applying)]
     unaccepted = [f for f in findings if f not in accepted]
     stale = [
         StaleAcceptance(environment, acceptance, pattern)
-        for acceptance in acceptances
+        for acceptance in applying
         if environment in acceptance.environments
         for pattern in acceptance.resources
         if not any(f.check_id == acceptance.check and fnmatchcase(f.path, pattern) for f in findings)
     ]
-    # A finding accepted on the same resource in another environment is the case an environment-blind skip hides.
+    # A finding accepted on the same resource in another environment (or only in another scenario) is the case an
+    # environment-blind skip hides.
     elsewhere = []
     for finding in unaccepted:
-        envs = {
-            env
-            for a in acceptances
-            if a.check == finding.check_id and any(fnmatchcase(finding.path, p) for p in a.resources)
-            for env in a.environments
-        }
-        if envs:
-            elsewhere.append((finding, tuple(sorted(envs))))
+        scopes: dict[str, set[str]] = {}
+        for a in acceptances:
+            if a.check == finding.check_id and any(fnmatchcase(finding.path, p) for p in a.resources):
+                scopes.setdefault(a.scope(), set()).update(a.environments)
+        if scopes:
+            where = tuple(", ".join(sorted(envs)) + scope for scope, envs in sorted(scopes.items()))
+            elsewhere.append((finding, where))
     return GateResult(
-        environment, tuple(errors), tuple(unaccepted), tuple(stale), tuple(accepted), evaluated, tuple(elsewhere)
+        environment,
+        tuple(errors),
+        tuple(unaccepted),
+        tuple(stale),
+        tuple(accepted),
+        evaluated,
+        tuple(elsewhere),
+        scenario,
     )
 
 
@@ -317,12 +395,15 @@ def scan(
     environments: Sequence[str],
     acceptances: Sequence[Acceptance],
     binary: Path | None = None,
+    scenario: str | None = None,
 ) -> list[GateResult]:
-    """Scan each environment's stack under ``out_dir`` with checkov and hold it to ``acceptances``."""
+    """Scan each environment's stack under ``out_dir`` with checkov and hold it to ``acceptances`` of ``scenario``
+    (the overrides file the stacks were synthesized with, as a path from the repository root; see ``scan_scenario``).
+    """
     files = {env: stack_file(out_dir, env) for env in environments}
     reports = run_checkov(binary or checkov_binary(), files)
     return [
-        evaluate(env, reports[env], json.loads(files[env].read_text(encoding="utf-8")), acceptances)
+        evaluate(env, reports[env], json.loads(files[env].read_text(encoding="utf-8")), acceptances, scenario)
         for env in environments
     ]
 
@@ -338,18 +419,20 @@ def format_report(results: Sequence[GateResult]) -> str:
             lines.append(f"{result.environment}: {error}")
         elsewhere = dict(result.elsewhere)
         for finding in result.unaccepted:
-            note = f" (accepted in {', '.join(elsewhere[finding])} only)" if finding in elsewhere else ""
+            note = f" (accepted in {'; '.join(elsewhere[finding])} only)" if finding in elsewhere else ""
             lines.append(f"{result.environment}: not accepted: {finding.describe()}{note}")
         for stale in result.stale:
             others = sorted(stale.acceptance.environments - {result.environment})
             lines.append(
-                f"{result.environment}: stale acceptance: {stale.acceptance.check} on {stale.pattern!r} no longer fails"
-                f" here (remove {result.environment} from the entry or narrow it"
+                f"{result.environment}: stale acceptance: {stale.acceptance.check} on {stale.pattern!r}"
+                f"{stale.acceptance.scope()} no longer fails here"
+                f" (remove {result.environment} from the entry or narrow it"
                 + (f"; it stays accepted in {', '.join(others)})" if others else ")")
             )
     failures = sum(len(r.errors) + len(r.unaccepted) + len(r.stale) for r in results)
     accepted = sum(len(r.accepted) for r in results)
-    names = ", ".join(r.environment for r in results)
+    scenarios = sorted({r.scenario for r in results if r.scenario})
+    names = ", ".join(r.environment for r in results) + "".join(f" with {s}" for s in scenarios)
     verdict = "passed" if failures == 0 else f"FAILED with {failures} problem{'s' if failures != 1 else ''}"
     lines.append(f"checkov gate {verdict} ({names}; {accepted} accepted findings, see {ACCEPTED_FILE.name})")
     if any(r.unaccepted for r in results):
@@ -363,14 +446,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("environments", nargs="*", help="environments to scan (default: every synthesized stack)")
     parser.add_argument("--out", type=Path, default=Path("cdktf.out"), help="the synthesis output directory")
     parser.add_argument("--accepted", type=Path, default=ACCEPTED_FILE, help="the accepted findings file")
+    parser.add_argument(
+        "--scenario",
+        help=f"the overrides file the stacks were synthesized with (default: ${OVERRIDES_FILE_VARIABLE}, else none)",
+    )
     arguments = parser.parse_args(argv)
     try:
+        scenario = scan_scenario(arguments.scenario)
         present = synthesized_environments(arguments.out)
         environments = arguments.environments or present
         if not environments:
             raise GateError(f"no synthesized stack under {arguments.out}/stacks: synthesize first (python main.py)")
         acceptances = load_acceptances(present or environments, arguments.accepted)
-        results = scan(arguments.out, environments, acceptances)
+        results = scan(arguments.out, environments, acceptances, scenario=scenario)
     except GateError as error:
         print(f"checkov gate error: {error}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from constructs import Construct
 from constructs.core.bindings import kubernetes
 from constructs.core.context import PlatformContext
 from constructs.core.errors import require
+from constructs.core.refs import KmsKeyRef
 from constructs.eks.cluster import EksCluster
 from constructs.eks.ingress import AccessLogs, HttpsIngress, HttpsIngressProps
 from constructs.eks.irsa import IrsaRole
@@ -35,6 +36,8 @@ class ModelServingProps:
     gpu_nodes: the GPU node group (a GPU model selects its labels and tolerates its taint), or None.
     client_cidrs: the networks an internal load balancer accepts (the VPC and those routed into it).
     access_logs: where the load balancer's access logs go, or None.
+    logs_key: the KMS key of the web ACL's log group (internet-facing models).
+    log_retention_days: how long the web ACL's request logs are kept.
     depends_on: the node groups, add-ons and system components (the AWS Load Balancer Controller's release among
       them): everything of the model is created after them and destroyed before them.
     in_cluster_resources: create what lives in the cluster; False creates only the AWS side (role, certificate,
@@ -48,6 +51,8 @@ class ModelServingProps:
     cpu_node_selector: Mapping[str, str]
     gpu_nodes: EksGpuNodeGroup | None
     client_cidrs: Sequence[str]
+    logs_key: KmsKeyRef
+    log_retention_days: int
     access_logs: AccessLogs | None = None
     depends_on: Sequence[ITerraformDependable] = ()
     in_cluster_resources: bool = True
@@ -96,6 +101,9 @@ class ModelServing(Construct):
                     name=f"{c.name_prefix}-model-{spec.name}",
                     description=f"Internet-facing model {spec.name} of {c.name_prefix}",
                     requests_per_5_minutes=spec.ingress.requests_per_5_minutes,
+                    logs_key=props.logs_key,
+                    log_retention_days=props.log_retention_days,
+                    protected=c.protected,
                 ),
             )
         self.namespace_resource: Any | None = None

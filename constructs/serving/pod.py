@@ -19,7 +19,6 @@ SCRATCH_DIR = "/tmp"
 RUN_AS = "1000"
 ZONE_KEY = "topology.kubernetes.io/zone"
 PROBE_PERIOD_SECONDS = 10
-SHARED_MEMORY = "2Gi"
 # Where tools that write a cache or a config (the AWS CLI, Hugging Face libraries, Triton) write it: the root file
 # system is read-only.
 SCRATCH_ENVIRONMENT = {"HOME": SCRATCH_DIR, "XDG_CACHE_HOME": f"{SCRATCH_DIR}/cache", "MODEL_DIR": MODEL_DIR}
@@ -57,7 +56,7 @@ def model_pod_template(
     d = kubernetes.deployment_v1
     http = {"path": spec.health_path, "port": str(spec.port)}
     requests = {"cpu": f"{spec.cpu_millicores}m", "memory": f"{spec.memory_mib}Mi"}
-    limits = {"memory": f"{spec.memory_mib}Mi"}
+    limits = {"cpu": f"{spec.cpu_limit}m", "memory": f"{spec.memory_mib}Mi"}
     if spec.gpus:
         requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(spec.gpus)
     scratch = d.DeploymentV1SpecTemplateSpecVolume(
@@ -73,17 +72,20 @@ def model_pod_template(
     ]
     if spec.gpus:
         # GPU servers (vLLM, Triton, PyTorch data loaders) pass tensors between processes through /dev/shm, which a
-        # container otherwise gets at 64 MiB; memory-backed, it counts against the pod's memory limit.
+        # container otherwise gets at 64 MiB; memory-backed, it is a quarter of the pod's memory and counts against it.
         volumes.append(
             d.DeploymentV1SpecTemplateSpecVolume(
                 name="shm",
-                empty_dir=d.DeploymentV1SpecTemplateSpecVolumeEmptyDir(medium="Memory", size_limit=SHARED_MEMORY),
+                empty_dir=d.DeploymentV1SpecTemplateSpecVolumeEmptyDir(
+                    medium="Memory", size_limit=f"{spec.shared_memory_mib}Mi"
+                ),
             )
         )
         mounts.append(d.DeploymentV1SpecTemplateSpecContainerVolumeMount(name="shm", mount_path="/dev/shm"))
     fetcher = d.DeploymentV1SpecTemplateSpecInitContainer(
         name="fetch-model",
         image=MODEL_FETCHER_IMAGE,
+        image_pull_policy="Always",
         command=["aws", "s3", "sync", f"s3://{bucket}/{spec.model_prefix}", MODEL_DIR, "--only-show-errors"],
         env=[d.DeploymentV1SpecTemplateSpecInitContainerEnv(name="HOME", value=SCRATCH_DIR)],
         resources=d.DeploymentV1SpecTemplateSpecInitContainerResources(
@@ -102,6 +104,8 @@ def model_pod_template(
     server = d.DeploymentV1SpecTemplateSpecContainer(
         name="server",
         image=spec.image,
+        # A tag can be pushed again: every start checks the registry for what it names now (a digest never moves).
+        image_pull_policy="IfNotPresent" if spec.image_tag is None else "Always",
         args=list(spec.args) or None,
         port=[d.DeploymentV1SpecTemplateSpecContainerPort(name="http", container_port=spec.port)],
         env=[

@@ -34,14 +34,15 @@ ContainerImage = Annotated[
         "'123456789012.dkr.ecr.us-east-1.amazonaws.com/chat@sha256:<64 hex digits>'",
     ),
 ]
-# A key prefix of the model-artifacts bucket: relative, ending in '/', without '.' or '..' segments.
-_PREFIX_SEGMENT = r"[A-Za-z0-9!_*'()-](?:[A-Za-z0-9!_.*'()-]{0,254})"
+# A key prefix of the model-artifacts bucket: relative, ending in '/', without '.' or '..' segments, and without
+# '*' or '?', which the pod's IAM policy would read as wildcards reaching other models.
+_PREFIX_SEGMENT = r"[A-Za-z0-9!_'()-](?:[A-Za-z0-9!_.'()-]{0,254})"
 ModelPrefix = Annotated[
     str,
     matches(
         rf"(?:{_PREFIX_SEGMENT}/)+",
         "a key prefix of the model-artifacts bucket ending in '/', such as 'models/chat/v3/' (segments of letters, "
-        "digits and ! _ . * ' ( ) -, not starting with '.')",
+        "digits and ! _ . ' ( ) -, not starting with '.')",
     ),
 ]
 HealthPath = Annotated[
@@ -116,6 +117,8 @@ class ModelServingSpec(Settings):
     startup_seconds: how long loading may take before the pod is restarted (60-3600).
     gpus: NVIDIA GPUs per pod (0 for a CPU model); a GPU model runs on the GPU node group.
     cpu_millicores, memory_mib: each pod's request; memory is also its limit.
+    cpu_limit_millicores: each pod's CPU limit, at least its request; None for twice the request (room for bursts
+      such as tokenizing a batch, while one pod cannot take a whole node).
     model_size_gib: the scratch space the model is copied into (a size-limited emptyDir on the node's disk).
     min_replicas, max_replicas: the HPA's bounds (a GPU model's GPUs at ``max_replicas`` count against the GPU
       node group, next to the training teams' quotas).
@@ -133,6 +136,7 @@ class ModelServingSpec(Settings):
     startup_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
     gpus: Annotated[int, Field(ge=0, le=8)] = 0
     cpu_millicores: Annotated[int, Field(ge=100, le=64000)] = 1000
+    cpu_limit_millicores: Annotated[int, Field(ge=100, le=128000)] | None = None
     memory_mib: Annotated[int, Field(ge=256, le=524288)] = 2048
     model_size_gib: Annotated[int, Field(ge=1, le=1000)] = 20
     min_replicas: Annotated[int, Field(ge=1, le=100)] = 1
@@ -149,6 +153,13 @@ class ModelServingSpec(Settings):
             self.min_replicas,
             f"a value <= max_replicas ({self.max_replicas})",
         )
+        if self.cpu_limit_millicores is not None:
+            require_field(
+                self.cpu_limit_millicores >= self.cpu_millicores,
+                "cpu_limit_millicores",
+                self.cpu_limit_millicores,
+                f"None or a value >= cpu_millicores ({self.cpu_millicores})",
+            )
         if self.pod_disruption_budget:
             require_field(
                 self.min_replicas >= 2,
@@ -169,6 +180,16 @@ class ModelServingSpec(Settings):
         if "@" in self.image:
             return None
         return self.image.rsplit("/", 1)[-1].split(":", 1)[1]
+
+    @property
+    def cpu_limit(self) -> int:
+        """Each pod's CPU limit in millicores."""
+        return self.cpu_limit_millicores if self.cpu_limit_millicores is not None else 2 * self.cpu_millicores
+
+    @property
+    def shared_memory_mib(self) -> int:
+        """A GPU pod's memory-backed ``/dev/shm``: a quarter of its memory, which it counts against."""
+        return self.memory_mib // 4
 
     @property
     def max_gpus(self) -> int:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.errors import require
+from constructs.core.protection import prevent_destroy, retain_on_destroy
+from constructs.core.refs import KmsKeyRef
 
 # AWS's baseline rule groups for any web application, and inputs known to exploit common vulnerabilities.
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
@@ -20,40 +22,43 @@ COUNTED_RULES = ("SizeRestrictions_BODY",)
 _METRIC_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-def _visibility(metric: str) -> dict[str, Any]:
-    return {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": metric}
+def _visibility(metric: str) -> Any:
+    return aws.wafv2_web_acl.Wafv2WebAclRuleVisibilityConfig(
+        cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+    )
 
 
-def web_acl_rules(name: str, requests_per_5_minutes: int) -> list[dict[str, Any]]:
-    """The ACL's rules in WAF's API form: a per-address rate limit first, then the two managed rule groups."""
+def _managed(vendor_rule_set: str, priority: int, name: str, counted: Sequence[str] = ()) -> Any:
+    acl = aws.wafv2_web_acl
+    statement: dict[str, Any] = {"name": vendor_rule_set, "vendor_name": "AWS"}
+    if counted:
+        statement["rule_action_override"] = [{"name": rule, "action_to_use": {"count": {}}} for rule in counted]
+    return acl.Wafv2WebAclRule(
+        name=vendor_rule_set,
+        priority=priority,
+        override_action=acl.Wafv2WebAclRuleOverrideAction(none=acl.Wafv2WebAclRuleOverrideActionNone()),
+        statement={"managed_rule_group_statement": statement},
+        visibility_config=_visibility(f"{name}-{vendor_rule_set}"),
+    )
+
+
+def web_acl_rules(name: str, requests_per_5_minutes: int) -> list[Any]:
+    """The ACL's rules: a per-address rate limit first, then the two managed rule groups.
+
+    The provider's bindings leave a rule's ``statement`` untyped (WAF statements nest without end), so it is the
+    Terraform block itself, in the provider's field names.
+    """
+    acl = aws.wafv2_web_acl
     return [
-        {
-            "Name": "rate-limit-per-address",
-            "Priority": 0,
-            "Action": {"Block": {}},
-            "Statement": {"RateBasedStatement": {"Limit": requests_per_5_minutes, "AggregateKeyType": "IP"}},
-            "VisibilityConfig": _visibility(f"{name}-rate-limit"),
-        },
-        {
-            "Name": COMMON_RULE_SET,
-            "Priority": 1,
-            "OverrideAction": {"None": {}},
-            "Statement": {
-                "ManagedRuleGroupStatement": {
-                    "VendorName": "AWS",
-                    "Name": COMMON_RULE_SET,
-                    "RuleActionOverrides": [{"Name": rule, "ActionToUse": {"Count": {}}} for rule in COUNTED_RULES],
-                }
-            },
-            "VisibilityConfig": _visibility(f"{name}-common"),
-        },
-        {
-            "Name": KNOWN_BAD_INPUTS_RULE_SET,
-            "Priority": 2,
-            "OverrideAction": {"None": {}},
-            "Statement": {"ManagedRuleGroupStatement": {"VendorName": "AWS", "Name": KNOWN_BAD_INPUTS_RULE_SET}},
-            "VisibilityConfig": _visibility(f"{name}-known-bad-inputs"),
-        },
+        acl.Wafv2WebAclRule(
+            name="rate-limit-per-address",
+            priority=0,
+            action=acl.Wafv2WebAclRuleAction(block=acl.Wafv2WebAclRuleActionBlock()),
+            statement={"rate_based_statement": {"limit": requests_per_5_minutes, "aggregate_key_type": "IP"}},
+            visibility_config=_visibility(f"{name}-rate-limit"),
+        ),
+        _managed(COMMON_RULE_SET, 1, name, COUNTED_RULES),
+        _managed(KNOWN_BAD_INPUTS_RULE_SET, 2, name),
     ]
 
 
@@ -61,14 +66,21 @@ def web_acl_rules(name: str, requests_per_5_minutes: int) -> list[dict[str, Any]
 class ModelWebAclProps:
     """Props for :class:`ModelWebAcl`.
 
-    name: the web ACL's name (letters, digits, '-' and '_'; it also prefixes its metrics).
+    name: the web ACL's name (letters, digits, '-' and '_'; it also prefixes its metrics and its log group).
     description: what it protects.
     requests_per_5_minutes: requests one client address may make in any 5 minutes before it is blocked.
+    logs_key: the KMS key encrypting its log group.
+    log_retention_days: how long its request logs are kept.
+    protected: the log group is never destroyed by Terraform, and kept if the stack is (a protected environment's
+      request logs are evidence).
     """
 
     name: str
     description: str
     requests_per_5_minutes: int
+    logs_key: KmsKeyRef
+    log_retention_days: int
+    protected: bool = False
 
 
 class ModelWebAcl(Construct):
@@ -76,7 +88,8 @@ class ModelWebAcl(Construct):
 
     Requests are allowed unless a rule blocks them: a client address over its rate limit, then AWS's common and
     known-bad-inputs rule groups (with the common set's 8 KB body limit only counted). Every rule reports
-    CloudWatch metrics and sampled requests. The load balancer is associated with it by the AWS Load Balancer
+    CloudWatch metrics and sampled requests, and every request is logged to a KMS-encrypted log group with the
+    ``authorization`` header redacted. The load balancer is associated with it by the AWS Load Balancer
     Controller (the Ingress's ``wafv2-acl-arn``), whose IAM policy allows exactly that.
     """
 
@@ -100,10 +113,35 @@ class ModelWebAcl(Construct):
             description=props.description,
             scope="REGIONAL",
             default_action=acl.Wafv2WebAclDefaultAction(allow=acl.Wafv2WebAclDefaultActionAllow()),
-            rule_json=json.dumps(web_acl_rules(props.name, props.requests_per_5_minutes), sort_keys=True),
+            rule=web_acl_rules(props.name, props.requests_per_5_minutes),
             visibility_config=acl.Wafv2WebAclVisibilityConfig(
                 cloudwatch_metrics_enabled=True, metric_name=props.name, sampled_requests_enabled=True
             ),
+        )
+        # WAF logs only to log groups whose name starts with aws-waf-logs-.
+        self.log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+            self,
+            "log-group",
+            name=f"aws-waf-logs-{props.name}",
+            retention_in_days=props.log_retention_days,
+            kms_key_id=props.logs_key.arn,
+            skip_destroy=retain_on_destroy(props.protected),
+            lifecycle=prevent_destroy(props.protected),
+        )
+        logging = aws.wafv2_web_acl_logging_configuration
+        self.logging = logging.Wafv2WebAclLoggingConfiguration(
+            self,
+            "logging",
+            resource_arn=self.web_acl.arn,
+            log_destination_configs=[self.log_group.arn],
+            # Clients' credentials stay out of the logs.
+            redacted_fields=[
+                logging.Wafv2WebAclLoggingConfigurationRedactedFields(
+                    single_header=logging.Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader(
+                        name="authorization"
+                    )
+                )
+            ],
         )
 
     @property

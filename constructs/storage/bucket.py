@@ -198,9 +198,9 @@ class SecureBucket(Construct):
         require(
             self.props.log_delivery_source_account is not None,
             self.node.path,
-            "load balancer access logs",
-            prefix,
-            "an access-log bucket (kms_key None: ELB delivers access logs only to SSE-S3 buckets)",
+            "kms_key",
+            self.props.kms_key,
+            "None: load balancers' access logs go to an access-log bucket (ELB delivers them only to SSE-S3 buckets)",
         )
         self._load_balancer_prefixes.append(prefix)
         self.policy.policy = policy_document(*self._policy_statements())

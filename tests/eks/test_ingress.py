@@ -1,10 +1,12 @@
-"""InternalHttpsIngress: an internal, HTTPS-only ALB made by the controller, with its certificate and DNS name.
+"""HttpsIngress: an HTTPS-only ALB made by the controller, with its certificate and DNS name.
 
 What the controller builds is decided by annotations, so they are checked one by one against what the platform
-promises (internal, TLS 1.3 policy, HTTP redirected, only the given networks, invalid headers dropped). The
-certificate must be validated through DNS before the listener uses it, and the alias record must read the load
-balancer's name from the Ingress's status, so one apply creates everything. Without in-cluster resources only the
-AWS side exists. The AWS part is also validated by the real terraform against the pinned provider.
+promises (internal by default, TLS 1.3 policy, HTTP redirected, only the given networks, invalid headers dropped,
+access logs on or explicitly off, the owner tags). An internet-facing load balancer exists only behind a web ACL.
+The certificate must be validated through DNS before the listener uses it, and the alias record must read the load
+balancer's name from the Ingress's status, so one apply creates everything; the Ingress waits for the access-log
+bucket's policy, without which the controller cannot turn logging on. Without in-cluster resources only the AWS
+side exists. The AWS part is also validated by the real terraform against the pinned provider.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from constructs.core.bindings import aws
 from constructs.core.errors import ConfigurationError
-from constructs.eks.ingress import TLS_POLICY, InternalHttpsIngress, InternalHttpsIngressProps
+from constructs.eks.ingress import TLS_POLICY, AccessLogs, HttpsIngress, HttpsIngressProps
+from constructs.storage.bucket import SecureBucket, SecureBucketProps
 
 from tests.eks.clusters import eks_cluster
 from tests.support.stacks import TinyStack
@@ -29,7 +33,7 @@ CLIENT_CIDRS = ("10.0.0.0/16", "192.168.0.0/24")
 ANNOTATION = "alb.ingress.kubernetes.io/"
 
 
-def _props(tiny: TinyStack, **changes: Any) -> InternalHttpsIngressProps:
+def _props(tiny: TinyStack, **changes: Any) -> HttpsIngressProps:
     values: dict[str, Any] = {
         "context": tiny.context,
         "name": "mlflow",
@@ -43,7 +47,7 @@ def _props(tiny: TinyStack, **changes: Any) -> InternalHttpsIngressProps:
         "idle_timeout_seconds": 300,
     }
     values.update(changes)
-    return InternalHttpsIngressProps(**values)
+    return HttpsIngressProps(**values)
 
 
 def _build(in_cluster_resources: bool) -> tuple[TinyStack, dict[str, Any]]:
@@ -51,7 +55,7 @@ def _build(in_cluster_resources: bool) -> tuple[TinyStack, dict[str, Any]]:
     tiny = TinyStack()
     cluster = eks_cluster(tiny)
     props = _props(tiny, depends_on=cluster.admin_access, in_cluster_resources=in_cluster_resources)
-    InternalHttpsIngress(tiny.stack, "web", props)
+    HttpsIngress(tiny.stack, "web", props)
     return tiny, tiny.synth_with_paths()
 
 
@@ -63,6 +67,50 @@ def built() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def certificate_only() -> dict[str, Any]:
     return _build(in_cluster_resources=False)[1]
+
+
+# Written out of order: the annotation must list them sorted, whatever order the context holds them in.
+PUBLIC_TAGS = {"team": "ml", "cost_center": "cc-1", "environment": "test", "project": "p"}
+
+
+@pytest.fixture(scope="module")
+def public() -> dict[str, Any]:
+    """An internet-facing ingress behind a web ACL, logging to an access-log bucket, with owner tags."""
+    tiny = TinyStack()
+    cluster = eks_cluster(tiny)
+    acl = aws.wafv2_web_acl
+    web_acl = acl.Wafv2WebAcl(
+        tiny.stack,
+        "acl",
+        name="acl",
+        scope="REGIONAL",
+        default_action=acl.Wafv2WebAclDefaultAction(allow=acl.Wafv2WebAclDefaultActionAllow()),
+        visibility_config=acl.Wafv2WebAclVisibilityConfig(
+            cloudwatch_metrics_enabled=True, metric_name="acl", sampled_requests_enabled=True
+        ),
+    )
+    bucket = SecureBucket(
+        tiny.stack,
+        "logs",
+        SecureBucketProps(bucket_name="logs-b", kms_key=None, log_delivery_source_account="123456789012"),
+    )
+    bucket.allow_load_balancer_logs("load-balancers")
+    logs = AccessLogs(bucket=bucket.name, prefix="load-balancers", ready=[bucket.policy])
+    props = _props(
+        tiny,
+        scheme="internet-facing",
+        web_acl_arn=web_acl.arn,
+        access_logs=logs.under("mlflow"),
+        tags=PUBLIC_TAGS,
+        depends_on=cluster.admin_access,
+    )
+    HttpsIngress(tiny.stack, "web", props)
+    return tiny.synth_with_paths()
+
+
+def _alb(stack: dict[str, Any]) -> dict[str, str]:
+    annotations = only(stack, "kubernetes_ingress_v1", "web/ingress")["metadata"]["annotations"]
+    return {key.removeprefix(ANNOTATION): value for key, value in annotations.items()}
 
 
 def _options(stack: dict[str, Any], attribute: str) -> str:
@@ -109,6 +157,8 @@ def test_the_annotations_make_an_internal_https_only_load_balancer(built) -> Non
     assert attributes == {
         "routing.http.drop_invalid_header_fields.enabled": "true",
         "idle_timeout.timeout_seconds": "300",
+        # The controller changes only the attributes named: logging off must be said, not left out.
+        "access_logs.s3.enabled": "false",
     }
     assert alb == {}, "an annotation nobody checked"
 
@@ -202,18 +252,72 @@ def test_without_in_cluster_resources_only_the_certificate_side_exists(built, ce
             "idle_timeout_seconds",
             id="idle-timeout-out-of-range",
         ),
+        # Nothing reaches the internet without a web ACL in front of it.
+        pytest.param({"scheme": "internet-facing"}, "web_acl_arn", id="internet-facing-without-web-acl"),
     ],
 )
 def test_bad_props_are_rejected_naming_the_field(changes: dict[str, Any], field: str) -> None:
     tiny = TinyStack()
     with pytest.raises(ConfigurationError) as error:
-        InternalHttpsIngress(tiny.stack, "web", _props(tiny, **changes))
+        HttpsIngress(tiny.stack, "web", _props(tiny, **changes))
     assert (error.value.where, error.value.field) == ("tiny/web", field)
+
+
+def test_an_internet_facing_load_balancer_without_a_web_acl_says_it_needs_one() -> None:
+    tiny = TinyStack()
+    with pytest.raises(ConfigurationError) as error:
+        HttpsIngress(tiny.stack, "web", _props(tiny, scheme="internet-facing", web_acl_arn=None))
+    assert error.value.field == "web_acl_arn"
+    assert "a web ACL ARN for an internet-facing load balancer" in error.value.allowed
+
+
+def test_an_internet_facing_load_balancer_is_associated_with_its_web_acl(built, public) -> None:
+    alb = _alb(public)
+    assert alb["scheme"] == "internet-facing"
+    assert alb["wafv2-acl-arn"] == ref(public, "aws_wafv2_web_acl", "acl", "arn")
+    # Apart from the scheme, the access logs, the ACL and the tags, it promises what the internal one does.
+    internal = _alb(built)
+    assert set(alb) == set(internal) | {"wafv2-acl-arn", "tags"}
+    for key in ("target-type", "listen-ports", "ssl-redirect", "ssl-policy", "healthcheck-path", "inbound-cidrs"):
+        assert alb[key] == internal[key], key
+
+
+def test_access_logs_are_turned_on_in_the_given_bucket_under_the_given_prefix(public) -> None:
+    attributes = dict(item.split("=", 1) for item in _alb(public)["load-balancer-attributes"].split(","))
+    assert attributes == {
+        "routing.http.drop_invalid_header_fields.enabled": "true",
+        "idle_timeout.timeout_seconds": "300",
+        "access_logs.s3.enabled": "true",
+        "access_logs.s3.bucket": ref(public, "aws_s3_bucket", "logs/bucket", "bucket"),
+        # under("mlflow") of the platform's prefix: each load balancer logs below a prefix of its own.
+        "access_logs.s3.prefix": "load-balancers/mlflow",
+    }
+
+
+def test_the_ingress_waits_for_the_policy_that_lets_elb_write_the_logs(public) -> None:
+    # The controller turns logging on when it creates the ALB; ELB refuses a bucket whose policy does not yet
+    # let it write (and on destroy the Ingress goes first, while the policy still admits the last logs).
+    ingress = only(public, "kubernetes_ingress_v1", "web/ingress")
+    admin = address(public, "aws_eks_access_policy_association", "cluster/deployer-cluster-admin")
+    assert ingress["depends_on"] == [admin, address(public, "aws_s3_bucket_policy", "logs/policy")]
+
+
+def test_the_tags_annotation_lists_the_tags_sorted(public) -> None:
+    assert _alb(public)["tags"] == "cost_center=cc-1,environment=test,project=p,team=ml"
+
+
+def test_access_logs_under_a_name_keep_the_bucket_and_what_they_wait_for() -> None:
+    ready = cast(Any, ["the bucket policy"])
+    logs = AccessLogs(bucket="logs-b", prefix="load-balancers", ready=ready)
+    assert logs.under("model-chat") == AccessLogs("logs-b", "load-balancers/model-chat", ready)
+    assert logs.under("a").under("b").prefix == "load-balancers/a/b"
+    # The original is unchanged: one platform-wide AccessLogs serves every load balancer.
+    assert logs.prefix == "load-balancers"
 
 
 def test_good_props_build_and_name_the_url() -> None:
     tiny = TinyStack()
-    ingress = InternalHttpsIngress(tiny.stack, "web", _props(tiny, hostname=f"a.b.{ZONE}", client_cidrs=["10.0.0.0/8"]))
+    ingress = HttpsIngress(tiny.stack, "web", _props(tiny, hostname=f"a.b.{ZONE}", client_cidrs=["10.0.0.0/8"]))
     assert ingress.url == f"https://a.b.{ZONE}"
     assert names_of(tiny.synth_with_paths(), "kubernetes_ingress_v1", "web/ingress")
 

@@ -129,8 +129,8 @@ def test_gpu_quotas_that_together_exceed_the_gpu_node_group_are_rejected(env) ->
     for team in gpu_teams:
         team["gpu_nodes"]["gpus"] = capacity
     error = rejected({env: {"kubeflow.teams": teams}}, env)
-    assert (error.field, error.value) == ("kubeflow.teams", {t["name"]: capacity for t in gpu_teams})
-    assert error.allowed.startswith(f"GPU quotas adding up to at most {capacity} ")
+    assert (error.field, error.value) == ("kubeflow.teams", {f"team {t['name']}": capacity for t in gpu_teams})
+    assert error.allowed.startswith(f"GPU quotas and models' GPUs (at max_replicas) adding up to at most {capacity} ")
     # One GPU over, by any team, is enough to be refused; the matrix's own quotas pass (the matrix loads).
     teams = teams_of(env)
     spare = capacity - sum(t["gpu_nodes"]["gpus"] for t in teams if t["gpu_nodes"] is not None)

@@ -1,9 +1,11 @@
 """The checkov gate (tools/checkov_gate.py): its rules on fabricated checkov reports, and the real scan through it.
 
 The gate holds every failed check to ``checkov-accepted.toml`` per environment and per resource (construct path),
-fails on stale acceptances, on unparsed or empty scans and on checks skipped inside a stack. The tests marked
+fails on stale acceptances, on unparsed or empty scans and on checks skipped inside a stack; entries with a
+``scenario`` (an overrides file) apply only to scans of stacks synthesized with that file. The tests marked
 ``scanner`` run the pinned checkov (``make checkov``; ``ML_PLATFORM_CHECKOV`` or ``.venv-checkov/bin/checkov``)
-through the same ``scan`` function that ``make scan`` runs, on the session's synthesized stacks.
+through the same ``scan`` function that ``make scan`` runs, on the session's synthesized stacks and on the stacks
+synthesized with ``examples/model-serving.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tools.checkov_gate import (
     load_acceptances,
     main,
     scan,
+    scan_scenario,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +37,10 @@ LOG_BUCKET = "platform_storage_access-logs_bucket_10543786"
 DATA_BUCKET = "platform_storage_training-data_bucket_125A9CA0"
 IDLE_LOGS = "platform_training_idle-shutdown-logs_40DFAE5A"
 ZONES = "platform_network_zones_A8A9CE00"
+DEPLOYMENT = "platform_model-chat_deployment_F5B6F42E"
 KMS_NAME = "Ensure that S3 buckets are encrypted with KMS by default"
+EXAMPLE = "examples/model-serving.json"
+OVERRIDES_FILE = "ML_PLATFORM_OVERRIDES_FILE"
 
 
 def fake_stack(env: str) -> dict[str, Any]:
@@ -50,6 +56,7 @@ def fake_stack(env: str) -> dict[str, Any]:
                 DATA_BUCKET: node("platform/storage/training-data/bucket"),
             },
             "aws_cloudwatch_log_group": {IDLE_LOGS: node("platform/training/idle-shutdown-logs")},
+            "kubernetes_deployment_v1": {DEPLOYMENT: node("platform/model-chat/deployment")},
         },
         "data": {"aws_availability_zones": {ZONES: node("platform/network/zones")}},
     }
@@ -77,12 +84,14 @@ def report(
     }
 
 
-def accept(check_id: str, envs: tuple[str, ...], *patterns: str) -> Acceptance:
-    return Acceptance(check_id, frozenset(envs), patterns, "a reason long enough to be one")
+def accept(check_id: str, envs: tuple[str, ...], *patterns: str, scenario: str | None = None) -> Acceptance:
+    return Acceptance(check_id, frozenset(envs), patterns, "a reason long enough to be one", scenario)
 
 
 KMS_ON_LOG_BUCKET = check("CKV_AWS_145", f"aws_s3_bucket.{LOG_BUCKET}", KMS_NAME)
 KMS_ACCEPTED = accept("CKV_AWS_145", ("staging", "prod"), "platform/storage/access-logs/bucket")
+TAG_ON_MODEL = check("CKV_K8S_43", f"kubernetes_deployment_v1.{DEPLOYMENT}", "Image should use digest")
+TAG_ACCEPTED = accept("CKV_K8S_43", ("prod",), "platform/model-*/deployment", scenario=EXAMPLE)
 
 
 # --- the gate on fabricated reports ----------------------------------------------------------------------------
@@ -198,6 +207,61 @@ def test_findings_name_the_terraform_address_and_construct_path(address: str, re
     assert [(f.address, f.path) for f in result.unaccepted] == [(resolved, path)]
 
 
+# --- scenarios: entries for the stacks of one overrides file --------------------------------------------------
+
+
+def test_a_scenario_entry_accepts_only_in_its_scenario() -> None:
+    passed = evaluate("prod", report(TAG_ON_MODEL), fake_stack("prod"), [TAG_ACCEPTED], EXAMPLE)
+    assert passed.ok and [f.path for f in passed.accepted] == ["platform/model-chat/deployment"]
+    assert "checkov gate passed (prod with examples/model-serving.json; 1 accepted" in format_report([passed])
+    for other in (None, "README.md"):
+        failed = evaluate("prod", report(TAG_ON_MODEL), fake_stack("prod"), [TAG_ACCEPTED], other)
+        assert [f.path for f in failed.unaccepted] == ["platform/model-chat/deployment"] and not failed.stale
+        assert "(accepted in prod with examples/model-serving.json only)" in format_report([failed])
+
+
+def test_a_scenario_entry_is_not_stale_in_the_plain_scan() -> None:
+    assert evaluate("prod", report(), fake_stack("prod"), [TAG_ACCEPTED]).ok
+
+
+def test_a_scenario_entry_is_stale_in_its_scenario_when_it_stops_matching() -> None:
+    result = evaluate("prod", report(), fake_stack("prod"), [TAG_ACCEPTED], EXAMPLE)
+    assert [(s.acceptance.check, s.pattern) for s in result.stale] == [("CKV_K8S_43", "platform/model-*/deployment")]
+    assert (
+        "prod: stale acceptance: CKV_K8S_43 on 'platform/model-*/deployment' with examples/model-serving.json no "
+        "longer fails here (remove prod from the entry or narrow it)"
+    ) in format_report([result])
+
+
+def test_entries_without_a_scenario_hold_in_a_scenario_scan() -> None:
+    # A scenario adds to the platform: the plain entries accept there, and are stale there when they stop matching.
+    assert evaluate("prod", report(KMS_ON_LOG_BUCKET), fake_stack("prod"), [KMS_ACCEPTED], EXAMPLE).ok
+    stale = evaluate("prod", report(), fake_stack("prod"), [KMS_ACCEPTED], EXAMPLE).stale
+    assert [(s.acceptance.check, s.pattern) for s in stale] == [("CKV_AWS_145", "platform/storage/access-logs/bucket")]
+
+
+def test_the_scan_scenario_is_a_file_of_the_repository(tmp_path: Path) -> None:
+    assert scan_scenario(None, {}) is None and scan_scenario(None, {OVERRIDES_FILE: ""}) is None
+    # The variable the synthesis read, relative to the working directory as the synthesis reads it, or absolute.
+    assert scan_scenario(None, {OVERRIDES_FILE: EXAMPLE}, cwd=ROOT) == EXAMPLE
+    assert scan_scenario(None, {OVERRIDES_FILE: "model-serving.json"}, cwd=ROOT / "examples") == EXAMPLE
+    assert scan_scenario(str(ROOT / EXAMPLE), {OVERRIDES_FILE: EXAMPLE}, cwd=ROOT) == EXAMPLE
+    outside = tmp_path / "overrides.json"
+    outside.write_text("{}")
+    # A user's own overrides file elsewhere (or anything that is not a file of the repository) is no scenario: the
+    # stacks are held to the plain entries.
+    assert scan_scenario(None, {OVERRIDES_FILE: str(outside)}, cwd=ROOT) is None
+    assert scan_scenario(None, {OVERRIDES_FILE: "examples"}, cwd=ROOT) is None
+    for argument, variable, message in [
+        ("examples/missing.json", None, "--scenario = 'examples/missing.json': the scenario must be an existing"),
+        (str(outside), None, f"--scenario = {str(outside)!r}: the scenario must be an existing overrides file"),
+        ("README.md", EXAMPLE, "--scenario 'README.md' and ML_PLATFORM_OVERRIDES_FILE='examples/model-serving.json'"),
+    ]:
+        environ = {OVERRIDES_FILE: variable} if variable else {}
+        with pytest.raises(GateError, match=re.escape(message)):
+            scan_scenario(argument, environ, cwd=ROOT)
+
+
 # --- the accepted findings file --------------------------------------------------------------------------------
 
 GOOD_ENTRY = {
@@ -206,6 +270,9 @@ GOOD_ENTRY = {
     "resources": '["platform/storage/access-logs/bucket"]',
     "why": '"S3 server access log delivery cannot write to SSE-KMS buckets"',
 }
+
+
+SCENARIO_ALLOWED = "an existing overrides file inside the repository, as a path from its root (examples/x.json)"
 
 
 def write_entries(path: Path, *entries: dict[str, str]) -> Path:
@@ -217,6 +284,8 @@ def test_the_accepted_findings_file_is_valid() -> None:
     acceptances = load_acceptances(ENVIRONMENTS)
     assert acceptances, "an empty file would make every stale-acceptance test vacuous"
     assert all(a.environments <= set(ENVIRONMENTS) and a.resources and len(a.why) >= 20 for a in acceptances)
+    # The model-serving example's entries load with it (each scenario is a file of the repository).
+    assert {a.scenario for a in acceptances} == {None, EXAMPLE}
 
 
 def test_an_entry_loads_with_its_reason(tmp_path: Path) -> None:
@@ -227,6 +296,8 @@ def test_an_entry_loads_with_its_reason(tmp_path: Path) -> None:
         ("platform/storage/access-logs/bucket",),
         "S3 server access log delivery cannot write to SSE-KMS buckets",
     )
+    with_scenario = write_entries(tmp_path / "b.toml", {**GOOD_ENTRY, "scenario": f'"{EXAMPLE}"'})
+    assert load_acceptances(ENVIRONMENTS, with_scenario)[0].scenario == EXAMPLE
 
 
 @pytest.mark.parametrize(
@@ -239,7 +310,13 @@ def test_an_entry_loads_with_its_reason(tmp_path: Path) -> None:
         ("resources", "[]", "a non-empty list of distinct construct path patterns"),
         ("resources", '[" platform/x"]', "construct path patterns"),
         ("why", '"because"', "a reason of at least 20 characters"),
-        ("severity", '"low"', "exactly ['check', 'environments', 'resources', 'why']"),
+        ("severity", '"low"', "['check', 'environments', 'resources', 'why'], optionally ['scenario']"),
+        ("scenario", '"examples/missing.json"', SCENARIO_ALLOWED),
+        ("scenario", '"examples"', SCENARIO_ALLOWED),
+        ("scenario", f'"{ROOT / EXAMPLE}"', SCENARIO_ALLOWED),
+        ("scenario", f'"examples/../{EXAMPLE}"', SCENARIO_ALLOWED),
+        ("scenario", f'"../{ROOT.name}/{EXAMPLE}"', SCENARIO_ALLOWED),
+        ("scenario", "1", SCENARIO_ALLOWED),
     ],
 )
 def test_malformed_entries_are_refused(tmp_path: Path, key: str, value: str, allowed: str) -> None:
@@ -255,6 +332,21 @@ def test_an_acceptance_written_twice_is_refused(tmp_path: Path) -> None:
     narrower = {**GOOD_ENTRY, "environments": '["prod"]'}
     with pytest.raises(GateError, match=re.escape("CKV_AWS_145 in prod is already accepted[0]")):
         load_acceptances(ENVIRONMENTS, write_entries(tmp_path / "a.toml", GOOD_ENTRY, narrower))
+
+
+def test_an_acceptance_written_twice_for_one_scan_is_refused(tmp_path: Path) -> None:
+    example, readme = ({**GOOD_ENTRY, "scenario": f'"{name}"'} for name in (EXAMPLE, "README.md"))
+    # A plain entry already accepts in every scenario; the same scenario twice is a plain repeat.
+    for first, second, taken in [
+        (GOOD_ENTRY, example, "accepted[0]"),
+        (example, GOOD_ENTRY, f"accepted[0] with {EXAMPLE}"),
+        (example, example, f"accepted[0] with {EXAMPLE}"),
+    ]:
+        with pytest.raises(GateError, match=re.escape("a.toml: accepted[1].resources = ")) as caught:
+            load_acceptances(ENVIRONMENTS, write_entries(tmp_path / "a.toml", first, second))
+        assert str(caught.value).endswith(f"CKV_AWS_145 in prod is already {taken}")
+    # Two scenarios are never scanned together.
+    assert len(load_acceptances(ENVIRONMENTS, write_entries(tmp_path / "a.toml", example, readme))) == 2
 
 
 def test_anything_but_accepted_tables_is_refused(tmp_path: Path) -> None:
@@ -295,6 +387,14 @@ def stand_in_checkov(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reports: d
     return tmp_path / "calls.jsonl"
 
 
+GOOD_ENTRY_TAG = {
+    "check": '"CKV_K8S_43"',
+    "environments": '["staging", "prod"]',
+    "resources": '["platform/model-*/deployment"]',
+    "why": '"image tags are accepted by the serving settings"',
+}
+
+
 def accepted_file(tmp_path: Path) -> Path:
     return write_entries(tmp_path / "accepted.toml", GOOD_ENTRY)
 
@@ -319,6 +419,25 @@ def test_cli_fails_on_a_finding_accepted_elsewhere(tmp_path, out_dir, monkeypatc
     out = capsys.readouterr().out
     assert "prod: not accepted: CKV_AWS_145" in out and "(accepted in staging only)" in out
     assert "staging:" not in out
+
+
+def test_cli_takes_the_scenario_from_the_synthesis_variable(tmp_path, out_dir, monkeypatch, capsys) -> None:
+    source = write_entries(tmp_path / "accepted.toml", GOOD_ENTRY, {**GOOD_ENTRY_TAG, "scenario": f'"{EXAMPLE}"'})
+    reports = {env: report(KMS_ON_LOG_BUCKET, TAG_ON_MODEL) for env in ("staging", "prod")}
+    stand_in_checkov(tmp_path, monkeypatch, reports)
+    gate = ["--out", str(out_dir), "--accepted", str(source)]
+    monkeypatch.setenv(OVERRIDES_FILE, str(ROOT / EXAMPLE))
+    assert main(gate) == 0
+    assert f"checkov gate passed (prod, staging with {EXAMPLE}; 4 accepted findings" in capsys.readouterr().out
+    monkeypatch.delenv(OVERRIDES_FILE)
+    assert main(gate) == 1
+    out = capsys.readouterr().out
+    assert "prod: not accepted: CKV_K8S_43 'Image should use digest' on platform/model-chat/deployment" in out
+    assert f"(accepted in prod, staging with {EXAMPLE} only)" in out
+    assert main([*gate, "--scenario", str(ROOT / EXAMPLE)]) == 0
+    capsys.readouterr()
+    assert main([*gate, "--scenario", str(source)]) == 2
+    assert f"--scenario = {str(source)!r}: the scenario must be an existing overrides file" in capsys.readouterr().err
 
 
 def test_cli_scans_only_the_named_environments(tmp_path, out_dir, monkeypatch, capsys) -> None:
@@ -359,6 +478,8 @@ def test_make_scan_and_the_readme_run_the_gate() -> None:
     assert "$(PY) tools/checkov_gate.py" in recipe.group(1)
     # checkov is called by the gate alone: a direct call would scan with a different (or no) acceptance list.
     assert "ML_PLATFORM_CHECKOV)" not in recipe.group(1)
+    # The synthesis and the gate read the same ML_PLATFORM_OVERRIDES_FILE: the recipe neither sets nor clears it.
+    assert OVERRIDES_FILE not in recipe.group(1) and not re.search(rf"^\s*unexport.*{OVERRIDES_FILE}", makefile, re.M)
     readme = (ROOT / "README.md").read_text()
     assert "make scan" in readme and "tools/checkov_gate.py" in readme
     assert "--skip-check" not in readme and ".checkov.yaml" not in readme
@@ -416,3 +537,50 @@ def test_checkov_reads_resources_carrying_suppression_notes(gate, stacks, env) -
     # checkov's own SSE-KMS check fails exactly where S3-2 is suppressed (the accepted CKV_AWS_145).
     kms_findings = {f.address for f in gate[env].accepted if f.check_id == "CKV_AWS_145"}
     assert kms_findings == noted
+
+
+# --- the real scan of examples/model-serving.json, through the gate --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[dict[str, dict[str, Any]], dict[str, GateResult], str | None]:
+    """The stacks synthesized with the example's models (as ``ML_PLATFORM_OVERRIDES_FILE=examples/... make scan``
+    does) and the gate's result for each, scanned by the pinned checkov with the scenario the gate reads from it."""
+    from main import build_app
+
+    outdir = tmp_path_factory.mktemp("serving-cdktf.out")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("ML_PLATFORM_OVERRIDES", raising=False)
+        patch.setenv(OVERRIDES_FILE, str(ROOT / EXAMPLE))
+        build_app(str(outdir)).synth()
+        scenario = scan_scenario(None)
+    results = scan(outdir, ENVIRONMENTS, load_acceptances(ENVIRONMENTS), scenario=scenario)
+    stacks = {env: json.loads((outdir / "stacks" / env / "cdk.tf.json").read_text()) for env in ENVIRONMENTS}
+    return stacks, {result.environment: result for result in results}, scenario
+
+
+@pytest.mark.scanner
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_gate_passes_every_stack_with_the_example_models(served, env) -> None:
+    _, gate, scenario = served
+    assert scenario == EXAMPLE
+    assert gate[env].ok, format_report([gate[env]])
+
+
+@pytest.mark.scanner
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_checkov_evaluated_the_example_models(served, env) -> None:
+    stacks, gate, _ = served
+    models = json.loads((ROOT / EXAMPLE).read_text())[env]["serving"]
+    deployments = {f"kubernetes_deployment_v1.{n}" for n in resources(stacks[env], "kubernetes_deployment_v1")}
+    assert len(deployments) == len(models) and deployments <= gate[env].evaluated
+    # Only an internet-facing model gets a web ACL (prod's, in the example).
+    acls = {f"aws_wafv2_web_acl.{n}" for n in resources(stacks[env], "aws_wafv2_web_acl")}
+    facing = [m for m in models if m["ingress"].get("scheme") == "internet-facing"]
+    assert len(acls) == len(facing) and acls <= gate[env].evaluated
+    assert bool(acls) is (env == "prod")
+    # The scenario's entry is what accepts the tagged images, on exactly the example's models.
+    tagged = {f.path for f in gate[env].accepted if f.check_id == "CKV_K8S_43"}
+    assert tagged == {f"platform/model-{m['name']}/deployment" for m in models}

@@ -165,28 +165,42 @@ def test_an_unsuppressed_violation_still_fails_the_synth() -> None:
 # --- the real environments ------------------------------------------------------------------------
 
 
-def _access_log_reason() -> dict[str, str]:
-    """The suppressions an SSE-S3 access-log SecureBucket carries, as the construct registers them."""
+def _access_log_reasons() -> tuple[dict[str, str], dict[str, str]]:
+    """The suppressions of an SSE-S3 access-log SecureBucket that receives load balancer logs, as the construct
+    registers them: the bucket's own, and its policy's."""
     stack = cdktf.TerraformStack(cdktf.Testing.app(), "reason")
     logs = SecureBucket(
         stack, "logs", SecureBucketProps(bucket_name="logs-bucket", kms_key=None, log_delivery_source_account="1")
     )
-    return suppressions_of(logs)
+    logs.allow_load_balancer_logs("load-balancers")
+    return suppressions_of(logs), suppressions_of(logs.policy)
 
 
 @pytest.mark.parametrize(("env", "access_logs"), [("dev", False), ("staging", True), ("prod", True)])
-def test_the_access_log_bucket_records_its_s3_2_exemption(stacks, env, access_logs) -> None:
-    notes = _notes(stacks[env])
+def test_the_access_log_bucket_records_its_s3_2_and_iam_3_exemptions(stacks, env, access_logs) -> None:
+    stack = stacks[env]
+    notes = _notes(stack)
     if not access_logs:
         # No access-log bucket in dev, and nothing else is exempt from any rule.
         assert notes == {}
         return
-    (address,) = notes
-    assert address.startswith("aws_s3_bucket.platform_storage_access-logs_bucket_")
-    assert notes[address] == _access_log_reason()
-    assert set(notes[address]) == {"S3-2"}
-    assert "S3 server access logging delivers only to buckets encrypted with SSE-S3" in notes[address]["S3-2"]
-    name = address.split(".", 1)[1]
-    assert stacks[env]["resource"]["aws_s3_bucket"][name]["//"]["metadata"]["path"] == (
-        f"{env}/platform/storage/access-logs/bucket"
-    )
+    by_path: dict[str, dict[str, str]] = {}
+    for where, recorded in notes.items():
+        kind, name = where.split(".", 1)
+        by_path[stack["resource"][kind][name]["//"]["metadata"]["path"]] = recorded
+    bucket_reasons, policy_reasons = _access_log_reasons()
+    # The SSE-S3 bucket is exempt from S3-2; its policy, which lets ELB deliver the load balancers' logs without a
+    # source condition (ELB documents none), from IAM-3. Each note sits on the resource where its rule fired, and
+    # nothing else of the environment is exempt from anything.
+    assert by_path == {
+        f"{env}/platform/storage/access-logs/bucket": {"S3-2": bucket_reasons["S3-2"]},
+        f"{env}/platform/storage/access-logs/policy": {"IAM-3": policy_reasons["IAM-3"]},
+    }
+    (bucket_address,) = [a for a in notes if a.startswith("aws_s3_bucket.")]
+    assert bucket_address.startswith("aws_s3_bucket.platform_storage_access-logs_bucket_")
+    (policy_address,) = [a for a in notes if a.startswith("aws_s3_bucket_policy.")]
+    assert policy_address.startswith("aws_s3_bucket_policy.platform_storage_access-logs_policy_")
+    assert "S3 server access logging delivers only to buckets encrypted with SSE-S3" in bucket_reasons["S3-2"]
+    assert "Elastic Load Balancing's log delivery documents no aws:SourceAccount" in policy_reasons["IAM-3"]
+    # The IAM-3 exemption is the policy's alone: the bucket under the same construct is not exempt from it.
+    assert "IAM-3" not in bucket_reasons

@@ -15,9 +15,12 @@ must not appear in the Terraform state), its roles, its admin secret and its DNS
 applied too (tests/stacks/mlflow_checks.py); only the alias record of the controller-made load balancer reads an
 in-cluster resource, and goes with the in-cluster part.
 
-The shapes are the matrix's own, sizes included. One override applies to both: a published model
+The shapes are the matrix's own, sizes included. Two overrides apply to both: a published model
 version (``sagemaker.model_version``), which is what creates the SageMaker model, endpoint
-configuration, endpoint and autoscaling; without it an environment has none of them.
+configuration, endpoint and autoscaling (without it an environment has none of them), and the models of
+examples/model-serving.json (dev's CPU model; staging's GPU model with the GPU node group it grows), whose AWS
+side is applied and destroyed too: each model's IRSA role and policy, its DNS-validated certificate, and in
+staging the access-log bucket's statement for the load balancers' logs (tests/stacks/serving_checks.py).
 
 Alongside them, on the same emulator, prod's data resources go through tests/stacks/protection_cycle.py:
 a destroy plan must fail on every one of them, and a renamed project must replace nothing.
@@ -61,6 +64,7 @@ from tests.stacks.mlflow_checks import (
     remove_final_snapshots,
 )
 from tests.stacks.protection_cycle import run_protection_cycle
+from tests.stacks.serving_checks import assert_served, assert_served_gone, create_model_zones, without_models
 from tests.support.emulator import ACCOUNT_ID, REGION, Emulator, start_emulator
 from tests.support.synth_json import resources
 from tests.support.terraform import MIRROR_ENV, aws_only, emulator_cli_env, run_terraform
@@ -79,10 +83,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # The test (not the product) falls back to where these machines keep the offline provider mirror.
 DEFAULT_MIRROR = "/opt/tf-plugins"
 
-# Overrides per deployed shape (ML_PLATFORM_OVERRIDES): a published model version, nothing else.
+# Overrides per deployed shape (ML_PLATFORM_OVERRIDES): a published model version, and the models served on EKS
+# (with what the example changes to make room for them) as examples/model-serving.json declares them.
+SERVING_EXAMPLE: dict[str, dict[str, Any]] = json.loads((ROOT / "examples" / "model-serving.json").read_text())
 SHAPES: dict[str, dict[str, Any]] = {
-    "staging": {"sagemaker.model_version": "1.0.0"},
-    "dev": {"sagemaker.model_version": "1.0.0"},
+    shape: {"sagemaker.model_version": "1.0.0", **SERVING_EXAMPLE[shape]} for shape in ("staging", "dev")
 }
 DATA_BUCKETS = ("training-data", "model-artifacts", "checkpoints", "mlflow-artifacts")
 PLATFORM_KEYS = ("data", "eks-secrets", "logs")
@@ -428,7 +433,8 @@ def _assert_applied(
     _assert_training_cluster(config, state, aws, private)
     _assert_sagemaker(config, state, aws, private)
     _assert_eks(config, state, aws, private, secrets_key_arn)
-    assert_mlflow(config, state, aws, private, state_text)
+    assert_mlflow(config, without_models(config, state), aws, private, state_text)
+    assert_served(config, state, aws)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -581,6 +587,7 @@ def _run_cycle(
         remove_final_snapshots(snapshots, aws)
     assert destroyed == expected, f"{shape}: destroyed {destroyed} of {expected} resources"
     assert _state(workdir) == {}, f"{shape}: resources left in state after destroy"
+    assert_served_gone(config, aws)
     return report
 
 
@@ -590,9 +597,11 @@ def test_environment_shapes_apply_replan_clean_and_destroy(
 ) -> None:
     outdir, configs = synthesized
     assert configs["staging"].gpu_enabled and configs["staging"].training is not None
+    assert [spec.gpus > 0 for shape in SHAPES for spec in configs[shape].serving] == [True, False]
     aws = _client_factory(emulator)
     # The public zones the load balancers' names and certificates live in exist before any deploy.
     zones = create_hosted_zones(list(configs.values()), aws)
+    zones += create_model_zones([configs[shape] for shape in SHAPES], aws)
     started = time.monotonic()
     # The cycles spend most of their time in the provider's own waits, so they overlap well.
     with ThreadPoolExecutor(max_workers=len(SHAPES) + 1) as pool:

@@ -1,12 +1,16 @@
-"""SecureBucket: name rules, the key requirement, and how its lifecycle settings reach the bucket."""
+"""SecureBucket: name rules, the key requirement, how its lifecycle settings reach the bucket, its grants, and
+the access-log bucket's delivery grants (S3 server access logs, load balancer access logs)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from constructs.core.bindings import aws
-from constructs.core.checks import suppressions_of
+from constructs.core.checks import suppressions_of, synth_resources
 from constructs.core.errors import ConfigurationError
 from constructs.core.iam import grant
+from constructs.policy.resource_policies import ServicePrincipalsBoundToSource
 from constructs.storage.bucket import SecureBucket, SecureBucketProps
 from constructs.storage.settings import BUCKET_NAME_ALLOWED, BucketLifecycle
 
@@ -217,3 +221,107 @@ def test_grant_statements_carry_the_buckets_purpose_and_its_prefix_only() -> Non
     # Reading the training data gives no write action on it.
     actions = {s["Sid"]: s["Action"] if isinstance(s["Action"], list) else [s["Action"]] for s in document["Statement"]}
     assert [sid for sid, granted in actions.items() if "s3:PutObject" in granted] == ["ModelArtifactsWriteObjects"]
+
+
+# --- allow_load_balancer_logs: ELB access-log delivery to the access-log bucket ----------------------------------
+
+ACCOUNT = "123456789012"
+ELB_REASON_START = "Elastic Load Balancing's log delivery documents no aws:SourceAccount or aws:SourceArn key"
+
+
+def _iam_match(pattern: str, key: str) -> bool:
+    """IAM's match of a Resource with wildcards: '*' is any run of characters ('/' included), '?' one character."""
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, key) is not None
+
+
+def test_load_balancers_may_deliver_logs_only_under_the_prefix_and_this_accounts_awslogs() -> None:
+    tiny = TinyStack()
+    logs = SecureBucket(
+        tiny.stack,
+        "logs",
+        SecureBucketProps(bucket_name="logs-b", kms_key=None, log_delivery_source_account=ACCOUNT),
+    )
+    logs.allow_load_balancer_logs("load-balancers")
+    config = tiny.synth_with_paths()
+    statements = policy(only(config, "aws_s3_bucket_policy", "logs/policy")["policy"])["Statement"]
+    assert [s["Sid"] for s in statements] == ["DenyInsecureTransport", "LoadBalancerAccessLogDelivery"]
+    arn = ref(config, "aws_s3_bucket", "logs/bucket", "arn")
+    delivery = statements[1]
+    assert delivery == {
+        "Sid": "LoadBalancerAccessLogDelivery",
+        "Effect": "Allow",
+        # The log delivery principal of ELB's current bucket policy (not a regional ELB account).
+        "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": f"{arn}/load-balancers/*/AWSLogs/{ACCOUNT}/*",
+    }
+    key_pattern = delivery["Resource"].removeprefix(f"{arn}/")
+    # Where ELB writes for a load balancer logging under load-balancers/model-chat (the test file it writes when
+    # logging is turned on, and a log file); nothing of another account, nothing outside the prefix.
+    written = f"load-balancers/model-chat/AWSLogs/{ACCOUNT}"
+    assert _iam_match(key_pattern, f"{written}/ELBAccessLogTestFile")
+    assert _iam_match(key_pattern, f"{written}/elasticloadbalancing/us-east-1/2026/01/15/a_app.log.gz")
+    assert not _iam_match(key_pattern, "load-balancers/model-chat/AWSLogs/999999999999/x.log.gz")
+    assert not _iam_match(key_pattern, f"data-b/AWSLogs/{ACCOUNT}/x.log.gz")
+    assert not _iam_match(key_pattern, f"load-balancers/AWSLogs/{ACCOUNT}-x/y")
+
+
+def test_load_balancer_logs_join_the_server_access_log_delivery() -> None:
+    tiny = TinyStack()
+    logs = _log_bucket(tiny)
+    SecureBucket(tiny.stack, "one", SecureBucketProps(bucket_name="one-b", kms_key=tiny.key, access_log_bucket=logs))
+    logs.allow_load_balancer_logs("lb")
+    config = tiny.synth_with_paths()
+    statements = policy(only(config, "aws_s3_bucket_policy", "logs/policy")["policy"])["Statement"]
+    # Granting ELB keeps what S3 server access logging had (the policy is rewritten, not replaced).
+    assert [s["Sid"] for s in statements] == [
+        "DenyInsecureTransport",
+        "S3ServerAccessLogDelivery",
+        "LoadBalancerAccessLogDelivery",
+    ]
+    arn = ref(config, "aws_s3_bucket", "logs/bucket", "arn")
+    assert statements[2]["Resource"] == f"{arn}/lb/*/AWSLogs/123456789012/*"
+
+
+def test_load_balancer_logs_are_refused_on_a_kms_bucket_naming_the_field() -> None:
+    tiny = TinyStack("wiring")
+    data = SecureBucket(tiny.stack, "data", SecureBucketProps(bucket_name="data-b", kms_key=tiny.key))
+    with pytest.raises(ConfigurationError) as caught:
+        data.allow_load_balancer_logs("load-balancers")
+    assert caught.value.where == "wiring/data"
+    assert "an access-log bucket" in caught.value.allowed and "SSE-S3" in caught.value.allowed
+    # Nothing was granted on the way out.
+    (statement,) = policy(only(tiny.synth_with_paths(), "aws_s3_bucket_policy", "data/policy")["policy"])["Statement"]
+    assert statement["Sid"] == "DenyInsecureTransport"
+    # What makes the bucket unfit is its key: the error names that field of its props, as the constructor does
+    # ('load balancer access logs' is no field anyone could look up or change).
+    assert caught.value.field == "kms_key"
+
+
+def test_the_load_balancer_grant_is_exempt_from_iam_3_on_the_bucket_policy_only_with_a_reason() -> None:
+    tiny = TinyStack()
+    logs = SecureBucket(
+        tiny.stack, "logs", SecureBucketProps(bucket_name="logs-b", kms_key=None, log_delivery_source_account=ACCOUNT)
+    )
+    plain = _log_bucket_named(tiny, "plain")
+    logs.allow_load_balancer_logs("load-balancers")
+    found = {resource.path: (resource, suppressed) for resource, suppressed in synth_resources(tiny.stack)}
+    log_policy, suppressed = found["tiny/logs/policy"]
+    # The exemption silences a real finding: the statement has no source condition (ELB documents none).
+    (finding,) = ServicePrincipalsBoundToSource().check(log_policy)
+    assert "LoadBalancerAccessLogDelivery" in finding
+    assert suppressed["IAM-3"] == suppressions_of(logs.policy)["IAM-3"]
+    assert suppressed["IAM-3"].startswith(ELB_REASON_START)
+    assert "AWSLogs/<this account>/" in suppressed["IAM-3"]
+    # Only the policy is exempt: the bucket itself, and a log bucket without load balancer logs, are not.
+    assert "IAM-3" not in found["tiny/logs/bucket"][1]
+    assert "IAM-3" not in suppressions_of(logs)
+    assert "IAM-3" not in suppressions_of(plain.policy)
+    assert ServicePrincipalsBoundToSource().check(found["tiny/plain/policy"][0]) == []
+
+
+def _log_bucket_named(tiny: TinyStack, id: str) -> SecureBucket:
+    return SecureBucket(
+        tiny.stack, id, SecureBucketProps(bucket_name=f"{id}-b", kms_key=None, log_delivery_source_account=ACCOUNT)
+    )
