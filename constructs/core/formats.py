@@ -12,10 +12,11 @@ import ipaddress
 import re
 import typing
 from collections.abc import Callable, Sequence
-from typing import Annotated
+from typing import Annotated, ClassVar, Self
 
-from constructs.core.errors import one_of
-from constructs.core.settings import Check, choice, cidr_block, matches, predicate
+from constructs.core.errors import one_of, require_field
+from constructs.core.settings import Check, Settings, choice, cidr_block, matches, predicate
+from pydantic import model_validator
 
 RFC1918_BLOCKS = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 """The private address space of RFC 1918."""
@@ -139,6 +140,42 @@ Hostname = Annotated[
     ),
 ]
 """A fully qualified DNS host name, lowercase, without a trailing dot."""
+
+
+ACM_COMMON_NAME_MAX = 64
+
+
+class HostInZone(Settings):
+    """A host name inside a public Route53 hosted zone of the account, as a load balancer's address.
+
+    hostname: the host name clients use, inside ``hosted_zone_name``.
+    hosted_zone_name: the zone (it must exist): it validates the certificate and holds the alias record.
+    A subclass names an example host for its messages (``EXAMPLE_HOST``).
+    """
+
+    EXAMPLE_HOST: ClassVar[str] = "app"
+
+    hostname: Hostname
+    hosted_zone_name: Hostname
+
+    @model_validator(mode="after")
+    def _hostname_in_zone(self) -> Self:
+        # The certificate's common name is the host name, and ACM takes at most 64 characters there.
+        require_field(
+            len(self.hostname) <= ACM_COMMON_NAME_MAX,
+            "hostname",
+            self.hostname,
+            f"a host name of at most {ACM_COMMON_NAME_MAX} characters (its certificate's common name)",
+        )
+        require_field(
+            self.hostname.endswith(f".{self.hosted_zone_name}"),
+            "hostname",
+            self.hostname,
+            f"a name inside hosted_zone_name {self.hosted_zone_name!r}, such as "
+            f"'{self.EXAMPLE_HOST}.{self.hosted_zone_name}'",
+        )
+        return self
+
 
 # Every public AWS region (commercial, China, GovCloud) at the time of writing; a new region is added here.
 AWS_REGIONS = (

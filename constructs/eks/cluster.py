@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cdktf import Fn, ITerraformDependable, TerraformLocal
 from constructs import Construct
-from constructs.core.bindings import aws
+from constructs.core.bindings import aws, kubernetes
 from constructs.core.context import PlatformContext
 from constructs.core.errors import require
 from constructs.core.iam import PolicyStatement, grant, service_role
@@ -191,6 +191,42 @@ class EksCluster(Construct):
             self.admin_access.append(
                 self._access(self, f"{key}-access", f"{key}-cluster-admin", principal, CLUSTER_ADMIN_POLICY)
             )
+
+    def add_namespace(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        pod_security: str = "restricted",
+        depends_on: Sequence[ITerraformDependable] = (),
+    ) -> Any:
+        """A namespace of this cluster, created in ``scope`` after the deploying principal's access and ``depends_on``.
+
+        Its pods must meet the ``pod_security`` Pod Security Standard (``restricted`` or ``baseline``); anything
+        short of ``restricted`` is still reported as a warning. ``labels`` come first, then the standard's.
+        """
+        require(
+            pod_security in ("restricted", "baseline"),
+            f"{self.node.path}/{id}",
+            "pod_security",
+            pod_security,
+            "'restricted' or 'baseline'",
+        )
+        return kubernetes.namespace_v1.NamespaceV1(
+            scope,
+            id,
+            metadata=kubernetes.namespace_v1.NamespaceV1Metadata(
+                name=name,
+                labels={
+                    **(labels or {}),
+                    "pod-security.kubernetes.io/enforce": pod_security,
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
+            ),
+            depends_on=[*self.admin_access, *depends_on],
+        )
 
     def grant_namespace_access(
         self, scope: Construct, id: str, *, principal_arn: str, namespaces: Sequence[str], groups: Sequence[str]

@@ -96,20 +96,16 @@ class MlTeam(Construct):
         self.namespace_resource: Any | None = None
         ready: list[ITerraformDependable] = []
         if props.in_cluster_resources:
-            self.namespace_resource = kubernetes.namespace_v1.NamespaceV1(
+            # Training images run as root more often than not: baseline is enforced, restricted only reported.
+            self.namespace_resource = props.cluster.add_namespace(
                 self,
                 "namespace",
-                metadata=kubernetes.namespace_v1.NamespaceV1Metadata(
-                    name=team.name,
-                    labels={
-                        TEAM_LABEL: team.name,
-                        "pod-security.kubernetes.io/enforce": "baseline",
-                        "pod-security.kubernetes.io/warn": "restricted",
-                    },
-                ),
+                name=team.name,
+                labels={TEAM_LABEL: team.name},
+                pod_security="baseline",
                 # Created after the queues and the controllers, so destroyed before them: the controllers finish
                 # the namespace's TrainJobs and workloads (and their finalizers) while it terminates.
-                depends_on=[*props.cluster.admin_access, *(d for d in props.queues if d is not None)],
+                depends_on=[d for d in props.queues if d is not None],
             )
             ready.append(self.namespace_resource)
 

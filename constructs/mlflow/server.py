@@ -111,19 +111,8 @@ class MlflowTrackingServer(Construct):
         self.namespace_resource: Any | None = None
         namespace_ready: list[ITerraformDependable] = []
         if props.in_cluster_resources:
-            self.namespace_resource = kubernetes.namespace_v1.NamespaceV1(
-                self,
-                "namespace",
-                metadata=kubernetes.namespace_v1.NamespaceV1Metadata(
-                    name=NAMESPACE,
-                    labels={
-                        # Every pod of the namespace must meet the restricted Pod Security Standard.
-                        "pod-security.kubernetes.io/enforce": "restricted",
-                        "pod-security.kubernetes.io/warn": "restricted",
-                    },
-                ),
-                depends_on=[*cluster.admin_access],
-            )
+            # Every pod of the namespace must meet the restricted Pod Security Standard.
+            self.namespace_resource = cluster.add_namespace(self, "namespace", name=NAMESPACE)
             namespace_ready.append(self.namespace_resource)
 
         self.server_role = cluster.add_service_account(

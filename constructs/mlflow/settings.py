@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from constructs.core.errors import require_field
-from constructs.core.formats import Hostname, LogRetentionDays
+from constructs.core.formats import HostInZone, LogRetentionDays
 from constructs.core.settings import Settings, choice, matches
 from pydantic import Field, model_validator
 
@@ -80,7 +80,7 @@ class MlflowDatabaseSettings(Settings):
         return POSTGRES_FAMILIES[self.engine_version]
 
 
-class MlflowIngressSettings(Settings):
+class MlflowIngressSettings(HostInZone):
     """How people outside the cluster reach MLflow: an internal ALB with HTTPS on a host name of a Route53 zone.
 
     hostname: the URL's host name, inside ``hosted_zone_name``.
@@ -89,18 +89,7 @@ class MlflowIngressSettings(Settings):
       resolves from anywhere and connects only from the VPC and networks routed into it (VPN, peering).
     """
 
-    hostname: Hostname
-    hosted_zone_name: Hostname
-
-    @model_validator(mode="after")
-    def _hostname_in_zone(self) -> Self:
-        require_field(
-            self.hostname.endswith(f".{self.hosted_zone_name}"),
-            "hostname",
-            self.hostname,
-            f"a name inside hosted_zone_name {self.hosted_zone_name!r}, such as 'mlflow.{self.hosted_zone_name}'",
-        )
-        return self
+    EXAMPLE_HOST: ClassVar[str] = "mlflow"
 
 
 class MlflowSettings(Settings):

@@ -16,7 +16,7 @@ from constructs.eks.cluster import EksCluster
 from constructs.eks.ingress import AccessLogs, HttpsIngress, HttpsIngressProps
 from constructs.eks.irsa import IrsaRole
 from constructs.eks.node_group import EksGpuNodeGroup
-from constructs.serving.pod import SERVICE_ACCOUNT, model_pod_template
+from constructs.serving.pod import IDLE_TIMEOUT_SECONDS, SERVICE_ACCOUNT, model_pod_template
 from constructs.serving.settings import ModelServingSpec
 from constructs.serving.web_acl import ModelWebAcl, ModelWebAclProps
 from constructs.storage.bucket import SecureBucket
@@ -109,18 +109,14 @@ class ModelServing(Construct):
         self.namespace_resource: Any | None = None
         ready: list[ITerraformDependable] = []
         if props.in_cluster_resources:
-            self.namespace_resource = kubernetes.namespace_v1.NamespaceV1(
+            self.namespace_resource = props.cluster.add_namespace(
                 self,
                 "namespace",
-                metadata=kubernetes.namespace_v1.NamespaceV1Metadata(
-                    name=spec.namespace,
-                    labels={
-                        "ml-platform/model": spec.name,
-                        "pod-security.kubernetes.io/enforce": "restricted",
-                        "pod-security.kubernetes.io/warn": "restricted",
-                    },
-                ),
-                depends_on=[*props.cluster.admin_access, *props.depends_on],
+                name=spec.namespace,
+                # The controller holds a new pod's readiness until the load balancer reports it healthy, so a
+                # rollout never stops an old pod before the load balancer can send traffic to its replacement.
+                labels={"ml-platform/model": spec.name, "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"},
+                depends_on=props.depends_on,
             )
             ready.append(self.namespace_resource)
         self.role: IrsaRole = props.cluster.add_service_account(
@@ -154,8 +150,7 @@ class ModelServing(Construct):
                 service_port=SERVICE_PORT,
                 health_check_path=spec.health_path,
                 client_cidrs=self.client_cidrs,
-                # Generating a long answer token by token keeps a response open for minutes.
-                idle_timeout_seconds=300,
+                idle_timeout_seconds=IDLE_TIMEOUT_SECONDS,
                 scheme=spec.ingress.scheme,
                 web_acl_arn=self.web_acl.arn if self.web_acl is not None else None,
                 access_logs=props.access_logs.under(spec.namespace) if props.access_logs is not None else None,

@@ -19,6 +19,8 @@ SCRATCH_DIR = "/tmp"
 RUN_AS = "1000"
 ZONE_KEY = "topology.kubernetes.io/zone"
 PROBE_PERIOD_SECONDS = 10
+# The load balancer keeps an idle connection this long: a long answer, generated token by token, streams for minutes.
+IDLE_TIMEOUT_SECONDS = 300
 # Where tools that write a cache or a config (the AWS CLI, Hugging Face libraries, Triton) write it: the root file
 # system is read-only.
 SCRATCH_ENVIRONMENT = {"HOME": SCRATCH_DIR, "XDG_CACHE_HOME": f"{SCRATCH_DIR}/cache", "MODEL_DIR": MODEL_DIR}
@@ -131,6 +133,19 @@ def model_pod_template(
             timeout_seconds=5,
             failure_threshold=3,
         ),
+        # The load balancer deregisters a stopping pod while it gets SIGTERM; without a pause, requests routed to it
+        # in the meantime fail. The grace period lets a request already streaming finish.
+        lifecycle=d.DeploymentV1SpecTemplateSpecContainerLifecycle(
+            pre_stop=[
+                d.DeploymentV1SpecTemplateSpecContainerLifecyclePreStop(
+                    exec=d.DeploymentV1SpecTemplateSpecContainerLifecyclePreStopExec(
+                        command=["sleep", str(spec.drain_seconds)]
+                    )
+                )
+            ]
+        )
+        if spec.drain_seconds
+        else None,
         security_context=_hardened(
             d.DeploymentV1SpecTemplateSpecContainerSecurityContext,
             d.DeploymentV1SpecTemplateSpecContainerSecurityContextCapabilities,
@@ -166,5 +181,6 @@ def model_pod_template(
             ],
             # The pod needs no Kubernetes API token; its AWS token is a separate projected volume (IRSA).
             automount_service_account_token=False,
+            termination_grace_period_seconds=spec.drain_seconds + IDLE_TIMEOUT_SECONDS,
         ),
     )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from constructs.core.errors import require_field
-from constructs.core.formats import Hostname
+from constructs.core.formats import HostInZone
 from constructs.core.settings import Settings, matches, predicate
 from pydantic import Field, model_validator
 
@@ -73,7 +73,7 @@ SourceCidr = Annotated[
 ]
 
 
-class ModelIngressSettings(Settings):
+class ModelIngressSettings(HostInZone):
     """How clients reach a model: an HTTPS load balancer on a host name of a Route53 zone.
 
     hostname: the URL's host name, inside ``hosted_zone_name``.
@@ -86,21 +86,11 @@ class ModelIngressSettings(Settings):
     requests_per_5_minutes: the web ACL's limit per client address (internet-facing only), 10-2,000,000,000.
     """
 
-    hostname: Hostname
-    hosted_zone_name: Hostname
+    EXAMPLE_HOST: ClassVar[str] = "chat"
+
     scheme: Literal["internal", "internet-facing"] = "internal"
     allowed_cidrs: Annotated[tuple[SourceCidr, ...], Field(max_length=40)] = ()
     requests_per_5_minutes: Annotated[int, Field(ge=10, le=2_000_000_000)] = 2000
-
-    @model_validator(mode="after")
-    def _hostname_in_zone(self) -> Self:
-        require_field(
-            self.hostname.endswith(f".{self.hosted_zone_name}"),
-            "hostname",
-            self.hostname,
-            f"a name inside hosted_zone_name {self.hosted_zone_name!r}, such as 'chat.{self.hosted_zone_name}'",
-        )
-        return self
 
 
 class ModelServingSpec(Settings):
@@ -115,6 +105,8 @@ class ModelServingSpec(Settings):
     port: the port the server listens on (1024-65535: the container runs as a non-root user).
     health_path: answers 200 once the model is loaded; the startup, readiness and liveness probes call it.
     startup_seconds: how long loading may take before the pod is restarted (60-3600).
+    drain_seconds: how long a stopping pod keeps serving before the server gets SIGTERM (0-120), so the load
+      balancer has stopped sending it requests first; it runs ``sleep`` in the image, 0 for an image without one.
     gpus: NVIDIA GPUs per pod (0 for a CPU model); a GPU model runs on the GPU node group.
     cpu_millicores, memory_mib: each pod's request; memory is also its limit.
     cpu_limit_millicores: each pod's CPU limit, at least its request; None for twice the request (room for bursts
@@ -134,6 +126,7 @@ class ModelServingSpec(Settings):
     port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     health_path: HealthPath = "/health"
     startup_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+    drain_seconds: Annotated[int, Field(ge=0, le=120)] = 15
     gpus: Annotated[int, Field(ge=0, le=8)] = 0
     cpu_millicores: Annotated[int, Field(ge=100, le=64000)] = 1000
     cpu_limit_millicores: Annotated[int, Field(ge=100, le=128000)] | None = None

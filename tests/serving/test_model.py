@@ -62,10 +62,11 @@ CPU = model_spec(
     max_replicas=5,
     target_cpu_utilization=75,
 )
-# Pinned by digest, where the other models name a tag.
+# Pinned by digest, where the other models name a tag; an image without `sleep` (distroless), so no drain hook.
 RANK = model_spec(
     "rank",
     image="ghcr.io/example/ranker@sha256:" + "5e" * 32,
+    drain_seconds=0,
     ingress={"allowed_cidrs": ("172.16.0.0/12",)},
 )
 SEARCH = model_spec("search", ingress={"scheme": "internet-facing", "allowed_cidrs": ("203.0.113.0/24", "10.1.0.0/16")})
@@ -177,6 +178,8 @@ def test_the_namespace_enforces_the_restricted_standard_and_comes_after_the_cont
         "name": f"model-{name}",
         "labels": {
             "ml-platform/model": name,
+            # The controller holds a new pod's readiness until the ALB reports its target healthy.
+            "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
             "pod-security.kubernetes.io/enforce": "restricted",
             "pod-security.kubernetes.io/warn": "restricted",
         },
@@ -437,6 +440,16 @@ def test_a_cpu_model_stays_on_the_cpu_nodes(stack) -> None:
     assert "toleration" not in spec
     assert [v["name"] for v in spec["volume"] if v.get("empty_dir", {}).get("medium") == "Memory"] == []
     assert "/dev/shm" not in [mount["mount_path"] for mount in server(stack, "embed")["volume_mount"]]
+
+
+@pytest.mark.parametrize("name", ["chat", "embed", "rank"])
+def test_a_stopping_pod_drains_before_sigterm_and_may_finish_a_streaming_answer(stack, name) -> None:
+    drain = SPECS[name].drain_seconds
+    hook = server(stack, name).get("lifecycle")
+    # The load balancer deregisters the pod meanwhile; an image without `sleep` gets no hook at all.
+    assert hook == ({"pre_stop": [{"exec": {"command": ["sleep", str(drain)]}}]} if drain else None)
+    idle = int(attributes(stack, name)["idle_timeout.timeout_seconds"])
+    assert pod(stack, name)["termination_grace_period_seconds"] == drain + idle
 
 
 @BOTH

@@ -233,6 +233,23 @@ def test_a_hostname_deep_inside_the_zone_is_accepted_and_the_scheme_defaults_to_
     assert ingress.allowed_cidrs == ()
 
 
+def test_a_hostname_longer_than_a_certificates_common_name_is_rejected() -> None:
+    # ACM takes at most 64 characters as a certificate's common name, which the host name is.
+    longest = "a" * (64 - len(ZONE) - 1) + f".{ZONE}"
+    assert built(ingress={"hostname": longest}).ingress.hostname == longest
+    error = rejected(ingress={"hostname": "a" + longest})
+    assert (error.field, error.value) == ("ingress.hostname", "a" + longest)
+    assert "at most 64 characters" in error.allowed
+
+
+@pytest.mark.parametrize(("drain", "ok"), [(0, True), (120, True), (-1, False), (121, False)])
+def test_the_drain_time_is_bounded(drain, ok) -> None:
+    if ok:
+        assert built(drain_seconds=drain).drain_seconds == drain
+    else:
+        assert rejected(drain_seconds=drain).field == "drain_seconds"
+
+
 def test_an_unknown_scheme_is_rejected() -> None:
     error = rejected(ingress={"scheme": "public"})
     assert error.field == "ingress.scheme"
