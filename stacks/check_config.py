@@ -31,6 +31,9 @@ def summary(config: EnvironmentConfig) -> str:
     ]
     if config.kubeflow is not None:
         sections[-1] += f" ({len(config.kubeflow.teams)} teams)"
+    if config.serving:
+        count = len(config.serving)
+        sections.append(f"serving ({count} model{'s' if count > 1 else ''})")
     flags = [
         "GPUs" if config.gpu_enabled else "no GPUs",
         "multi-AZ" if config.multi_az else "single NAT",

@@ -22,7 +22,16 @@ def test_a_valid_configuration_is_summarized_per_environment(clean_env, capsys) 
     assert out[2].startswith("prod: ") and "protected" in out[2] and "training" in out[2]
     # Every enabled feature is named, the Kubeflow section with its number of teams.
     assert "mlflow" in out[2] and "kubeflow (2 teams)" in out[2]
+    # The matrix serves no model: nothing to name.
+    assert all("serving" not in line for line in out)
     assert out[-1].startswith("overrides: 1 field(s)")
+
+
+def test_served_models_are_counted(clean_env, capsys) -> None:
+    clean_env.setenv("ML_PLATFORM_OVERRIDES_FILE", str(PROJECT_ROOT / "examples" / "model-serving.json"))
+    assert check_config.main() == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[0] for line in out if "serving (1 model)" in line] == ["dev", "staging", "prod"]
 
 
 def test_a_bad_override_exits_2_with_the_contract_message(clean_env, capsys) -> None:
