@@ -95,6 +95,12 @@ class PlatformConfig(Protocol):
     def serving(self) -> tuple[ModelServingSpec, ...]: ...
 
 
+def internal_clients(config: PlatformConfig) -> tuple[str, ...]:
+    """The networks an internal load balancer of the cluster accepts: the VPC and those routed to the cluster."""
+    private = config.eks.private_access_cidrs if config.eks is not None else ()
+    return (config.network.vpc_cidr, *private)
+
+
 class MlPlatform(Construct):
     """One environment's ML platform: network, keys, data storage, compute and cost controls.
 
@@ -255,7 +261,7 @@ class MlPlatform(Construct):
                 database=self.mlflow_database,
                 artifacts=self.storage.mlflow_artifacts,
                 node_selector=self.eks.cpu_node_selector,
-                client_cidrs=(config.network.vpc_cidr, *config.eks.private_access_cidrs),
+                client_cidrs=internal_clients(config),
                 access_logs=self.load_balancer_logs,
                 depends_on=self.eks.workload_dependencies,
                 in_cluster_resources=config.eks.in_cluster_components,
@@ -301,7 +307,7 @@ class MlPlatform(Construct):
                     model_artifacts=self.storage.model_artifacts,
                     cpu_node_selector=self.eks.cpu_node_selector,
                     gpu_nodes=self.eks.gpu_nodes,
-                    client_cidrs=(config.network.vpc_cidr, *config.eks.private_access_cidrs),
+                    client_cidrs=internal_clients(config),
                     logs_key=self.keys.logs,
                     # Web ACL logs are kept as long as the cluster's own.
                     log_retention_days=config.eks.log_retention_days,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from constructs.eks.cluster import EksCluster, EksClusterProps
-from constructs.eks.settings import EksClusterSettings
+from constructs.eks.node_group import EksGpuNodeGroup, EksGpuNodeGroupProps
+from constructs.eks.settings import EksClusterSettings, EksGpuNodeGroupSettings
 
 from tests.support.stacks import TinyStack
 from tests.support.synth_json import ref
@@ -71,3 +72,18 @@ def expected_irsa_trust(stack: dict[str, Any], role_path: str) -> dict[str, Any]
     namespace, account = IRSA[role_path]
     provider = ref(stack, "aws_iam_openid_connect_provider", "eks/cluster/oidc-provider", "arn")
     return web_identity_trust(provider, f"${{local.{issuer_host_local(stack)}}}", namespace, account)
+
+
+def gpu_node_group(tiny: TinyStack, cluster: EksCluster) -> EksGpuNodeGroup:
+    """The default GPU node group ``tiny-gpu`` of ``cluster``, for features that place pods on GPU nodes."""
+    return EksGpuNodeGroup(
+        tiny.stack,
+        "gpu-nodes",
+        EksGpuNodeGroupProps(
+            name="tiny-gpu",
+            cluster=cluster,
+            subnet_ids=["subnet-1"],
+            settings=EksGpuNodeGroupSettings(),
+            volume_key=tiny.key,
+        ),
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from constructs.core.errors import ConfigurationError
 from constructs.eks.settings import EksClusterSettings, EksGpuNodeGroupSettings, EksNodeGroupSettings
@@ -11,6 +9,7 @@ from constructs.eks.settings import EksClusterSettings, EksGpuNodeGroupSettings,
 from stacks.environment import EnvironmentConfig
 from stacks.matrix import MATRIX
 from stacks.overrides import apply_overrides, load_environments
+from tests.support.overrides import with_overrides
 
 PUBLIC_CIDRS_ALLOWED = (
     "public IPv4 CIDR blocks of at most 256 addresses (prefix /24 to /32) such as '203.0.113.0/24' (never "
@@ -21,10 +20,6 @@ PRIVATE_CIDRS_ALLOWED = (
     "private IPv4 CIDR blocks such as '10.99.0.0/16' inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 "
     "(RFC 1918) or 100.64.0.0/10 (RFC 6598) (never 0.0.0.0/0; prefix /8 or longer)"
 )
-
-
-def with_overrides(overrides: dict) -> dict[str, EnvironmentConfig]:
-    return load_environments(environ={"ML_PLATFORM_OVERRIDES": json.dumps(overrides)})
 
 
 # --- cluster settings -------------------------------------------------------------------------------------

@@ -75,29 +75,15 @@ class TinyPlatform:
 
     def __init__(self, *, gpu_nodes: bool = True) -> None:
         # Imported here, not at the top: the settings tests of this package import it too, and need no bindings.
-        from constructs.eks.node_group import EksGpuNodeGroup, EksGpuNodeGroupProps
-        from constructs.eks.settings import EksGpuNodeGroupSettings
         from constructs.kubeflow.teams import TeamStorage
         from constructs.storage.bucket import SecureBucket, SecureBucketProps
 
-        from tests.eks.clusters import eks_cluster
+        from tests.eks.clusters import eks_cluster, gpu_node_group
         from tests.support.stacks import TinyStack
 
         self.tiny = TinyStack()
         self.cluster: EksCluster = eks_cluster(self.tiny)
-        self.gpu_nodes: EksGpuNodeGroup | None = None
-        if gpu_nodes:
-            self.gpu_nodes = EksGpuNodeGroup(
-                self.tiny.stack,
-                "gpu-nodes",
-                EksGpuNodeGroupProps(
-                    name="tiny-gpu",
-                    cluster=self.cluster,
-                    subnet_ids=["subnet-1"],
-                    settings=EksGpuNodeGroupSettings(),
-                    volume_key=self.tiny.key,
-                ),
-            )
+        self.gpu_nodes: EksGpuNodeGroup | None = gpu_node_group(self.tiny, self.cluster) if gpu_nodes else None
         self.buckets = {
             purpose: SecureBucket(
                 self.tiny.stack, purpose, SecureBucketProps(bucket_name=f"tiny-{purpose}", kms_key=self.tiny.key)

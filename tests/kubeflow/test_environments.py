@@ -15,18 +15,16 @@ import json
 from typing import Any
 
 import pytest
-from constructs.core.errors import ConfigurationError
 from constructs.core.instance_types import NVIDIA_GPU_INSTANCES
 from constructs.eks.manifests import chart_digest
 from constructs.eks.settings import EksGpuNodeGroupSettings
 from constructs.kubeflow.settings import RESERVED_NAMESPACES, KubeflowSettings
 from constructs.kubeflow.trainer import RUNTIME_MAX_RESTARTS
 
-from stacks.environment import EnvironmentConfig
 from stacks.matrix import MATRIX
-from stacks.overrides import OVERRIDES_ENV, load_environments
 from tests.eks.clusters import issuer_host_local, web_identity_trust
 from tests.kubeflow import K8S_EFFECT, runtime_pod, tolerates
+from tests.support.overrides import rejected, with_overrides
 from tests.support.synth_json import ENVIRONMENTS, address, only, output, ref, resources, role_policies
 
 GPU = "nvidia.com/gpu"
@@ -36,19 +34,6 @@ GPU_ENVIRONMENTS = tuple(env for env in ENVIRONMENTS if MATRIX[env].eks and MATR
 # The pinned OCI charts: (repository, chart, version, namespace).
 TRAINER = ("oci://ghcr.io/kubeflow/charts", "kubeflow-trainer", "2.3.0", "kubeflow-system")
 KUEUE = ("oci://registry.k8s.io/kueue/charts", "kueue", "0.19.2", "kueue-system")
-
-
-def with_overrides(overrides: dict[str, Any]) -> dict[str, EnvironmentConfig]:
-    """The matrix with ``overrides``, loaded the way ``cdktf synth`` loads ``ML_PLATFORM_OVERRIDES``."""
-    return load_environments(environ={OVERRIDES_ENV: json.dumps(overrides)})
-
-
-def rejected(overrides: dict[str, Any], env: str) -> ConfigurationError:
-    """The error ``overrides`` raise; it must name environment ``env``."""
-    with pytest.raises(ConfigurationError) as error:
-        with_overrides(overrides)
-    assert error.value.where == f"environment '{env}'"
-    return error.value
 
 
 def kubeflow(env: str) -> KubeflowSettings:

@@ -12,10 +12,8 @@ from constructs.core.errors import ConfigurationError
 from constructs.mlflow.settings import MlflowDatabaseSettings, MlflowIngressSettings, MlflowSettings
 
 from stacks.deployment import DeploymentSettings
-from stacks.environment import EnvironmentConfig
 from stacks.matrix import MATRIX
 from stacks.ml_platform_stack import MlPlatformStack
-from stacks.overrides import OVERRIDES_ENV, load_environments
 from tests.mlflow.test_server import (
     dependency_paths,
     manifests,
@@ -25,6 +23,7 @@ from tests.mlflow.test_server import (
     secret_statements,
     server_values,
 )
+from tests.support.overrides import with_overrides
 from tests.support.synth_json import only, output, policy, resources
 
 HOSTNAME_ALLOWED = "a lowercase fully qualified host name"
@@ -33,10 +32,6 @@ ZONE = "ml.example.com"
 
 def ingress(hostname: str = f"mlflow.{ZONE}", zone: str = ZONE) -> MlflowIngressSettings:
     return MlflowIngressSettings(hostname=hostname, hosted_zone_name=zone)
-
-
-def with_overrides(overrides: dict[str, Any]) -> dict[str, EnvironmentConfig]:
-    return load_environments(environ={OVERRIDES_ENV: json.dumps(overrides)})
 
 
 # --- the database -----------------------------------------------------------------------------------------

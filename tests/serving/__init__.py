@@ -57,28 +57,14 @@ class TinyServing:
         # Imported here, not at the top: the settings tests import this package and need no bindings.
         from constructs.core.bindings import helm
         from constructs.eks.ingress import AccessLogs
-        from constructs.eks.node_group import EksGpuNodeGroup, EksGpuNodeGroupProps
-        from constructs.eks.settings import EksGpuNodeGroupSettings
         from constructs.storage.bucket import SecureBucket, SecureBucketProps
 
-        from tests.eks.clusters import eks_cluster
+        from tests.eks.clusters import eks_cluster, gpu_node_group
         from tests.support.stacks import TinyStack
 
         self.tiny = TinyStack()
         self.cluster: EksCluster = eks_cluster(self.tiny)
-        self.gpu_nodes: EksGpuNodeGroup | None = None
-        if gpu_nodes:
-            self.gpu_nodes = EksGpuNodeGroup(
-                self.tiny.stack,
-                "gpu-nodes",
-                EksGpuNodeGroupProps(
-                    name="tiny-gpu",
-                    cluster=self.cluster,
-                    subnet_ids=["subnet-1"],
-                    settings=EksGpuNodeGroupSettings(),
-                    volume_key=self.tiny.key,
-                ),
-            )
+        self.gpu_nodes: EksGpuNodeGroup | None = gpu_node_group(self.tiny, self.cluster) if gpu_nodes else None
         self.model_artifacts: SecureBucket = SecureBucket(
             self.tiny.stack, "model-artifacts", SecureBucketProps(bucket_name="tiny-models", kms_key=self.tiny.key)
         )

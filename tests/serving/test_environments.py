@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from constructs.core.errors import ConfigurationError
 from constructs.core.instance_types import NVIDIA_GPU_INSTANCES
 from constructs.eks.settings import EksGpuNodeGroupSettings
 from constructs.serving.settings import ModelServingSpec
@@ -28,6 +27,7 @@ from stacks.matrix import MATRIX
 from stacks.overrides import OVERRIDES_ENV, OVERRIDES_FILE_ENV, load_environments
 from tests.eks.clusters import issuer_host_local, web_identity_trust
 from tests.kubeflow import K8S_EFFECT, tolerates
+from tests.support.overrides import rejected, with_overrides
 from tests.support.synth_json import (
     ENVIRONMENTS,
     address,
@@ -67,19 +67,6 @@ def model(name: str = "x", **changes: Any) -> dict[str, Any]:
     }
     values.update(changes)
     return values
-
-
-def with_overrides(overrides: dict[str, Any]) -> dict[str, EnvironmentConfig]:
-    """The matrix with ``overrides``, loaded the way ``cdktf synth`` loads ``ML_PLATFORM_OVERRIDES``."""
-    return load_environments(environ={OVERRIDES_ENV: json.dumps(overrides)})
-
-
-def rejected(overrides: dict[str, Any], env: str) -> ConfigurationError:
-    """The error ``overrides`` raise; it must name environment ``env``."""
-    with pytest.raises(ConfigurationError) as error:
-        with_overrides(overrides)
-    assert error.value.where == f"environment '{env}'"
-    return error.value
 
 
 def gpu_group(env: str) -> EksGpuNodeGroupSettings:
