@@ -2,7 +2,7 @@
 to an emulator on the loopback interface instead of AWS.
 
 Plain data, no jsii and no provider binding: the stack turns it into the AWS provider's arguments, and the
-test launcher of the emulator (``tests/support/emulator``) reads the same service list, so the two cannot drift.
+test launcher of the emulator (``emulator``) reads the same service list, so the two cannot drift.
 """
 
 from __future__ import annotations

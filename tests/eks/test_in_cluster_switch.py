@@ -12,6 +12,7 @@ from constructs.eks.addons import EksAddons, EksAddonsProps
 from constructs.eks.components import EksClusterComponents, EksClusterComponentsProps
 from constructs.eks.settings import EksClusterSettings
 
+from gitops.terraform import IN_CLUSTER_REFERENCE, aws_only
 from stacks.deployment import DeploymentSettings
 from stacks.matrix import MATRIX
 from stacks.ml_platform_stack import MlPlatformStack
@@ -26,7 +27,6 @@ from tests.eks.clusters import (
 )
 from tests.support.stacks import TinyStack
 from tests.support.synth_json import ENVIRONMENTS, address, only, policy, ref, resources
-from tests.support.terraform import IN_CLUSTER_REFERENCE, aws_only
 
 AWS_SIDE_ONLY = {env: {"eks.in_cluster_components": False} for env in ENVIRONMENTS}
 

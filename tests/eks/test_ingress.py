@@ -22,10 +22,10 @@ from constructs.core.errors import ConfigurationError
 from constructs.eks.ingress import TLS_POLICY, AccessLogs, HttpsIngress, HttpsIngressProps
 from constructs.storage.bucket import SecureBucket, SecureBucketProps
 
+from gitops.terraform import aws_only, terraform_cli_env, validate_offline
 from tests.eks.clusters import eks_cluster
 from tests.support.stacks import TinyStack
 from tests.support.synth_json import address, data_ref, name_of, names_of, only, ref
-from tests.support.terraform import aws_only, terraform_cli_env, validate_offline
 
 ZONE = "dev.example.com"
 HOST = f"mlflow.{ZONE}"

@@ -20,6 +20,7 @@ from constructs.mlflow.settings import MlflowDatabaseSettings
 from constructs.policy.pack import security_checks
 from constructs.storage.keys import PlatformKeys, PlatformKeysProps
 
+from gitops.terraform import aws_only, terraform_cli_env, validate_offline
 from stacks.matrix import MATRIX
 from tests.support.stacks import DEPLOYER_ARN, OWNER_TAGS, context
 from tests.support.synth_json import (
@@ -33,7 +34,6 @@ from tests.support.synth_json import (
     ref,
     resources,
 )
-from tests.support.terraform import aws_only, terraform_cli_env, validate_offline
 
 ACCOUNT = "123456789012"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"

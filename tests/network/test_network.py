@@ -15,11 +15,11 @@ import pytest
 from constructs.network.network import PlatformNetwork, PlatformNetworkProps
 from constructs.network.settings import NetworkSettings
 
+from emulator import start_emulator, terraform_provider_block
+from gitops.terraform import TerraformError, emulator_cli_env, run_terraform, validate_offline
 from stacks.matrix import MATRIX
-from tests.support.emulator import start_emulator, terraform_provider_block
 from tests.support.stacks import TinyStack
 from tests.support.synth_json import ENVIRONMENTS, data_ref, name_of, only, policy, resources
-from tests.support.terraform import TerraformError, emulator_cli_env, run_terraform, validate_offline
 
 SHAPE = {
     # env: (AZs, NAT gateways, interface endpoints)

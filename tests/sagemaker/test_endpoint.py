@@ -15,6 +15,7 @@ from constructs.core.instance_types import has_instance_storage
 from constructs.sagemaker.images import DLC_PYTORCH_INFERENCE_CPU, DLC_PYTORCH_INFERENCE_GPU
 from constructs.sagemaker.settings import InstanceVariantSettings, SageMakerEndpointSettings
 
+from gitops.terraform import aws_only, terraform_cli_env, validate_offline
 from tests.sagemaker.tiny import DATA_KEY, endpoint_stack
 from tests.support.stacks import context
 from tests.support.synth_json import (
@@ -29,7 +30,6 @@ from tests.support.synth_json import (
     resources,
     role_policies,
 )
-from tests.support.terraform import aws_only, terraform_cli_env, validate_offline
 
 DEPLOYED_TYPES = (
     "aws_sagemaker_model",

@@ -22,6 +22,7 @@ from constructs.core.instance_types import NVIDIA_GPU_INSTANCES
 from constructs.eks.settings import EksGpuNodeGroupSettings
 from constructs.serving.settings import ModelServingSpec
 
+from gitops.terraform import aws_only, terraform_cli_env, validate_offline
 from stacks.environment import EnvironmentConfig
 from stacks.matrix import MATRIX
 from stacks.overrides import OVERRIDES_ENV, OVERRIDES_FILE_ENV, load_environments
@@ -44,7 +45,6 @@ from tests.support.synth_json import (
     resources,
     role_policies,
 )
-from tests.support.terraform import aws_only, terraform_cli_env, validate_offline
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "model-serving.json"
 SERVED: dict[str, Any] = json.loads(EXAMPLE.read_text())

@@ -24,9 +24,9 @@ from botocore.session import get_session
 from constructs.core.errors import ConfigurationError
 from constructs.serving.web_acl import ModelWebAcl, ModelWebAclProps
 
+from gitops.terraform import terraform_cli_env, validate_offline
 from tests.support.stacks import TinyStack
 from tests.support.synth_json import only, output, ref
-from tests.support.terraform import terraform_cli_env, validate_offline
 
 # Two ACLs with different limits and retentions in one stack: each must carry its own. "search" is protected.
 LIMITS = {"chat": 500, "search": 120_000}

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.support.terraform import aws_only, run_terraform
+from gitops.terraform import aws_only, run_terraform
 
 # Resource types whose protection is proven by a plan here (each must occur in prod with prevent_destroy).
 APPLIED_TYPES = ("aws_s3_bucket", "aws_kms_key", "aws_cloudwatch_log_group", "aws_ecr_repository")

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from emulator import ACCOUNT_ID
 from stacks.environment import EnvironmentConfig
-from tests.support.emulator import ACCOUNT_ID
 
 Client = Callable[[str], Any]
 State = dict[str, list[dict[str, Any]]]

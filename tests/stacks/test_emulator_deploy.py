@@ -1,7 +1,7 @@
 """The product's own environment shapes, deployed end to end against the local AWS emulator.
 
 Two shapes go through a real Terraform cycle, concurrently, against one in-process moto emulator
-(``tests/support/emulator``): staging, the GPU-bearing shape (GPU training cluster with its
+(``emulator``): staging, the GPU-bearing shape (GPU training cluster with its
 placement group, spot ASG and idle-shutdown Lambda; EKS with CPU and g5 GPU node groups; a GPU
 SageMaker endpoint), and dev (CPU-only EKS, serverless SageMaker). Each is synthesized in-process by
 ``main.build_app`` with the product's switches, ``ML_PLATFORM_EMULATOR_ENDPOINT`` (which changes only
@@ -53,6 +53,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from emulator import ACCOUNT_ID, REGION, Emulator, start_emulator
+from gitops.terraform import MIRROR_ENV, aws_only, emulator_cli_env, run_terraform
 from stacks.emulator import emulator_provider_arguments
 from stacks.environment import EnvironmentConfig
 from stacks.overrides import load_environments
@@ -65,9 +67,7 @@ from tests.stacks.mlflow_checks import (
 )
 from tests.stacks.protection_cycle import run_protection_cycle
 from tests.stacks.serving_checks import assert_served, assert_served_gone, create_model_zones, without_models
-from tests.support.emulator import ACCOUNT_ID, REGION, Emulator, start_emulator
 from tests.support.synth_json import resources
-from tests.support.terraform import MIRROR_ENV, aws_only, emulator_cli_env, run_terraform
 
 TestFunction = TypeVar("TestFunction", bound=Callable[..., None])
 

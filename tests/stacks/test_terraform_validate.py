@@ -12,8 +12,8 @@ import shutil
 
 import pytest
 
+from gitops.terraform import aws_only, terraform_cli_env, validate_offline
 from tests.support.synth_json import ENVIRONMENTS
-from tests.support.terraform import aws_only, terraform_cli_env, validate_offline
 
 
 @pytest.fixture(scope="session")

@@ -29,11 +29,11 @@ from constructs.training.user_data import (
     terraform_escape,
 )
 
+from gitops.terraform import run_terraform, terraform_cli_env
 from stacks.matrix import MATRIX
 from stacks.overrides import apply_overrides
 from tests.support.stacks import context
 from tests.support.synth_json import ref
-from tests.support.terraform import run_terraform, terraform_cli_env
 from tests.training.clusters import build_cluster, header_references, training, user_data_local
 from tests.training.node_script import WATCHER_HEREDOC, heredoc, make_params, run_bash
 
