@@ -163,8 +163,9 @@ def _drop_in_cluster_dependencies(body: dict[str, Any]) -> None:
             del body["depends_on"]
 
 
-def aws_only(config: dict[str, Any]) -> dict[str, Any]:
-    """The stack without its backend and without the in-cluster (helm, kubernetes) providers.
+def aws_only(config: dict[str, Any], *, keep_backend: bool = False) -> dict[str, Any]:
+    """The stack without the in-cluster (helm, kubernetes) providers, and without its backend unless
+    ``keep_backend`` (a run against the emulator's S3 state backend keeps it).
 
     References to what is removed go with it: ``depends_on`` entries naming an in-cluster resource
     are dropped from the remaining resources, data sources and outputs, and outputs whose value reads
@@ -174,7 +175,8 @@ def aws_only(config: dict[str, Any]) -> dict[str, Any]:
     left as it is, so that terraform reports it.
     """
     config = json.loads(json.dumps(config))
-    config["terraform"].pop("backend", None)
+    if not keep_backend:
+        config["terraform"].pop("backend", None)
     for provider in IN_CLUSTER_PROVIDERS:
         config["terraform"].get("required_providers", {}).pop(provider, None)
         config.get("provider", {}).pop(provider, None)

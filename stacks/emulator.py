@@ -52,6 +52,23 @@ EMULATOR_CREDENTIALS = {"access_key": "test", "secret_key": "test"}
 """Credentials an emulator accepts; requests signed with access key ``test`` land in moto's default account."""
 
 
+def emulator_backend_arguments(endpoint: str) -> dict[str, Any]:
+    """S3 backend arguments, in Terraform's names, that keep the state in the emulator at ``endpoint``.
+
+    The backend is configured apart from the provider: it has its own credentials, endpoints (S3 for the state and
+    its lock file, STS and IAM for the identity checks it skips) and path-style switch.
+    """
+    return {
+        **EMULATOR_CREDENTIALS,
+        "skip_credentials_validation": True,
+        "skip_metadata_api_check": True,
+        "skip_region_validation": True,
+        "skip_requesting_account_id": True,
+        "use_path_style": True,
+        "endpoints": {"s3": endpoint, "sts": endpoint, "iam": endpoint, "dynamodb": endpoint},
+    }
+
+
 def emulator_provider_arguments(endpoint: str) -> dict[str, Any]:
     """AWS provider arguments, in Terraform's names, that send every call to the emulator at ``endpoint``.
 

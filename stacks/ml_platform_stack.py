@@ -5,12 +5,13 @@ from __future__ import annotations
 import keyword
 from typing import Any
 
-from cdktf import Aspects, LocalBackend, S3Backend, TerraformStack
+from cdktf import Aspects, TerraformStack
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.platform import MlPlatform
 from constructs.policy.pack import security_checks
 
+from stacks.backend import configure_backend
 from stacks.deployment import DeploymentSettings
 from stacks.emulator import emulator_provider_arguments
 from stacks.environment import EnvironmentConfig
@@ -44,26 +45,7 @@ class MlPlatformStack(TerraformStack):
             default_tags=[aws.provider.AwsProviderDefaultTags(tags=config.resource_tags)],
             **emulator,
         )
-        self._backend(deployment)
+        configure_backend(self, config.name, deployment)
         self.platform = MlPlatform(self, "platform", config)
         # One aspect runs the whole security policy (docs/security.md) on the final configuration.
         Aspects.of(self).add(security_checks(gpu_enabled=config.gpu_enabled, protected=config.protected))
-
-    def _backend(self, deployment: DeploymentSettings) -> None:
-        if deployment.backend == "local":
-            LocalBackend(self, path=f"terraform.{self.config.name}.tfstate")
-            return
-        S3Backend(
-            self,
-            bucket=deployment.state_bucket or "",
-            key=f"ml-platform/{self.config.name}/terraform.tfstate",
-            region=deployment.state_region,
-            encrypt=True,
-            dynamodb_table=deployment.lock_table,
-        )
-        # S3-native state locking (Terraform >= 1.10); the prebuilt backend class predates the flag.
-        self.add_override("terraform.backend.s3.use_lockfile", True)
-        if deployment.state_bucket is None:
-            # The class requires a bucket; dropping it leaves Terraform's partial configuration, so
-            # `terraform init` asks for -backend-config=bucket=... instead of using a guessed bucket.
-            self.add_override("terraform.backend.s3.bucket", None)
