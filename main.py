@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Synthesize one Terraform stack per environment (dev, staging, prod).
+"""Synthesize one Terraform stack per environment (dev, staging, prod), and the account-level bootstrap stack.
 
 Configuration errors, including an output directory that must not be replaced, are raised before anything is
 written (exit code 2); a failed security or tagging check stops the synth with the construct path and rule
@@ -28,15 +28,18 @@ from stacks.overrides import load_environments
 
 
 def build_app(outdir: str) -> App:
-    """Validate the configuration and build every environment's stack into an App."""
+    """Validate the configuration and build every environment's stack, and the bootstrap stack, into an App."""
     environments = load_environments()
     deployment = load_deployment()
     # The provider bindings take seconds to load, so a configuration error is reported before they are.
+    from stacks.bootstrap_stack import BootstrapStack
+    from stacks.matrix import BOOTSTRAP
     from stacks.ml_platform_stack import MlPlatformStack
 
     app = App(outdir=outdir)
     for config in environments.values():
         MlPlatformStack(app, config, deployment)
+    BootstrapStack(app, BOOTSTRAP, environments, deployment)
     return app
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from constructs.core.errors import ConfigurationError
 from constructs.core.formats import AwsRegion
 from constructs.core.settings import LiteralInput, matches, predicate, settings_error
+from constructs.gitops.settings import GithubRepository
 from constructs.storage.settings import BucketName
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,8 @@ class DeploymentSettings(LiteralInput, BaseSettings):
       backend and ``terraform init`` needs ``-backend-config=bucket=<name>``.
     state_region: region of that bucket.
     lock_table: optional DynamoDB lock table, for Terraform versions before S3-native locking.
+    github_repository: ``owner/name`` of the GitHub repository whose workflows the bootstrap stack's roles trust
+      (docs/gitops.md). Unset, ``cdktf deploy bootstrap`` asks for the Terraform variable ``github_repository``.
     emulator_endpoint: a local AWS emulator (``http://127.0.0.1:<port>``) to send every AWS API call to instead
       of AWS. Only the provider block changes; the resources are exactly those of the real environment. Used by
       the emulator deploy test; loopback addresses only.
@@ -54,6 +57,7 @@ class DeploymentSettings(LiteralInput, BaseSettings):
     state_bucket: BucketName | None = None
     state_region: AwsRegion = "us-east-1"
     lock_table: LockTable | None = None
+    github_repository: GithubRepository | None = None
     emulator_endpoint: EmulatorEndpoint | None = None
 
 

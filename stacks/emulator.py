@@ -48,6 +48,21 @@ EMULATED_SERVICES: tuple[str, ...] = (
     "wafv2",
 )
 
+# IAM's name of a service whose endpoint key differs from it; the others share the name.
+_IAM_PREFIXES = {"appautoscaling": "application-autoscaling", "elbv2": "elasticloadbalancing"}
+# Global services and S3, whose resources a deploy role reaches by name rather than by region.
+_NOT_REGIONAL = ("budgets", "iam", "route53", "s3", "sts")
+
+
+def iam_service_prefixes() -> tuple[str, ...]:
+    """IAM action prefixes (``ec2``, ``elasticloadbalancing``) of the regional services in :data:`EMULATED_SERVICES`.
+
+    The same list as the emulator's: the AWS APIs the platform calls, which its deploy roles may use in their
+    environment's region (``stacks/bootstrap.py``).
+    """
+    return tuple(_IAM_PREFIXES.get(service, service) for service in EMULATED_SERVICES if service not in _NOT_REGIONAL)
+
+
 EMULATOR_CREDENTIALS = {"access_key": "test", "secret_key": "test"}
 """Credentials an emulator accepts; requests signed with access key ``test`` land in moto's default account."""
 

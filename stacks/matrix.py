@@ -32,6 +32,7 @@ from constructs.sagemaker.settings import (
 from constructs.storage.settings import PlatformKeysSettings, StorageSettings
 from constructs.training.settings import GpuTrainingClusterSettings
 
+from stacks.account import BootstrapConfig
 from stacks.environment import EnvironmentConfig, OwnerTags
 
 _OWNERS = OwnerTags(team="ml-platform", cost_center="cc-4711", project="mlp")
@@ -386,3 +387,6 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
 
 ENVIRONMENT_NAMES = tuple(MATRIX)
 """The environments, in deployment order."""
+
+BOOTSTRAP = BootstrapConfig(resource_prefix="mlp", tags=_OWNERS)
+"""The account-level bootstrap stack: the state bucket and the GitHub roles (docs/gitops.md)."""

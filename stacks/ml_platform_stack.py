@@ -17,7 +17,7 @@ from stacks.emulator import emulator_provider_arguments
 from stacks.environment import EnvironmentConfig
 
 
-def _emulator_arguments(endpoint: str) -> dict[str, Any]:
+def emulator_arguments(endpoint: str) -> dict[str, Any]:
     """The emulator's provider arguments as the Python bindings take them (``lambda`` is spelled ``lambda_``)."""
     arguments = emulator_provider_arguments(endpoint)
     arguments["endpoints"] = [
@@ -37,7 +37,7 @@ class MlPlatformStack(TerraformStack):
     def __init__(self, scope: Construct, config: EnvironmentConfig, deployment: DeploymentSettings) -> None:
         super().__init__(scope, config.name)
         self.config = config
-        emulator = _emulator_arguments(deployment.emulator_endpoint) if deployment.emulator_endpoint else {}
+        emulator = emulator_arguments(deployment.emulator_endpoint) if deployment.emulator_endpoint else {}
         self.provider = aws.provider.AwsProvider(
             self,
             "aws",

@@ -26,6 +26,8 @@ class PolicyStatement:
     effect: str = "Allow"
     principals: dict[str, Any] | None = None
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Only for Deny statements that except a few resources ("deny reading any object but the state").
+    not_resources: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The statement as an IAM JSON object."""
@@ -35,6 +37,8 @@ class PolicyStatement:
         statement["Action"] = list(self.actions) if len(self.actions) > 1 else self.actions[0]
         if self.resources:
             statement["Resource"] = list(self.resources) if len(self.resources) > 1 else self.resources[0]
+        if self.not_resources:
+            statement["NotResource"] = list(self.not_resources)
         if self.conditions:
             statement["Condition"] = self.conditions
         return statement

@@ -23,6 +23,8 @@ CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 # Kubernetes' `edit` role, limited by the access scope to the namespaces named: pods, logs, exec, config maps,
 # secrets, jobs; no roles, no quotas, nothing cluster-wide.
 NAMESPACE_EDIT_POLICY = "AmazonEKSEditPolicy"
+# Read access to every object, Secrets included (Kubernetes' view role leaves Secrets out).
+ADMIN_VIEW_POLICY = "AmazonEKSAdminViewPolicy"
 _CLUSTER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}")
 
 
@@ -191,6 +193,8 @@ class EksCluster(Construct):
             self.admin_access.append(
                 self._access(self, f"{key}-access", f"{key}-cluster-admin", principal, CLUSTER_ADMIN_POLICY)
             )
+        for index, principal in enumerate(s.viewer_role_arns):
+            self._access(self, f"viewer-{index}-access", f"viewer-{index}-view", principal, ADMIN_VIEW_POLICY)
 
     def add_namespace(
         self,

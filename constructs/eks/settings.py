@@ -120,6 +120,9 @@ class EksClusterSettings(Settings):
     log_types: control-plane logs sent to CloudWatch; at least api, audit and authenticator.
     log_retention_days: retention of the control-plane log group (a CloudWatch Logs retention value).
     admin_role_arns: IAM roles given cluster-admin through EKS access entries.
+    viewer_role_arns: IAM roles that may read every Kubernetes object, Secrets included, and change nothing
+      (``AmazonEKSAdminViewPolicy``): the GitOps plan role, whose plans refresh the Helm releases (Helm keeps a
+      release's state in Secrets). Not also an admin: a role has one access entry per cluster.
     deployer_admin_access: give the principal that runs ``cdktf deploy`` cluster-admin through an access entry
       Terraform manages (needed to install the in-cluster components in the same run); turn off if that
       principal's role is already listed in ``admin_role_arns``.
@@ -143,6 +146,7 @@ class EksClusterSettings(Settings):
     log_types: tuple[LogType, ...] = REQUIRED_LOG_TYPES
     log_retention_days: LogRetentionDays = 90
     admin_role_arns: tuple[IamRoleArn, ...] = ()
+    viewer_role_arns: tuple[IamRoleArn, ...] = ()
     deployer_admin_access: bool = True
     in_cluster_components: bool = True
     support_type: Literal["STANDARD", "EXTENDED"] = "STANDARD"
@@ -159,6 +163,13 @@ class EksClusterSettings(Settings):
             "deployer_admin_access",
             self.deployer_admin_access,
             "True, or False with admin_role_arns listing the deploying role (it installs in-cluster components)",
+        )
+        both = [arn for arn in self.viewer_role_arns if arn in self.admin_role_arns]
+        require_field(
+            not both,
+            "viewer_role_arns",
+            self.viewer_role_arns,
+            "roles that are not in admin_role_arns (a role has one access entry per cluster; admins already read all)",
         )
         return self
 

@@ -206,6 +206,32 @@ def test_admin_roles_and_the_deployer_each_get_their_own_entry() -> None:
     assert len(stack["resource"]["aws_eks_access_policy_association"]) == 2
 
 
+def test_viewer_roles_read_the_whole_cluster_secrets_included_and_nothing_more() -> None:
+    # The GitOps plan role: its plans refresh Helm releases, whose state Helm keeps in Secrets.
+    viewer = "arn:aws:iam::123456789012:role/mlp-github-plan"
+    tiny = TinyStack()
+    eks_cluster(tiny, EksClusterSettings(viewer_role_arns=(viewer,)))
+    stack = tiny.synth()
+    ((name, entry),) = [
+        (n, e) for n, e in stack["resource"]["aws_eks_access_entry"].items() if e["principal_arn"] == viewer
+    ]
+    assert entry["type"] == "STANDARD" and "kubernetes_groups" not in entry
+    policies = {
+        a["policy_arn"].rsplit("/", 1)[1]: a["access_scope"]
+        for a in stack["resource"]["aws_eks_access_policy_association"].values()
+        if a["principal_arn"] == f"${{aws_eks_access_entry.{name}.principal_arn}}"
+    }
+    # One read-everything policy on the whole cluster; never cluster admin.
+    assert policies == {"AmazonEKSAdminViewPolicy": {"type": "cluster"}}
+
+
+def test_a_role_cannot_be_both_viewer_and_admin() -> None:
+    role = "arn:aws:iam::123456789012:role/PlatformAdmins"
+    with pytest.raises(ConfigurationError) as error:
+        EksClusterSettings(admin_role_arns=(role,), viewer_role_arns=(role,))
+    assert "viewer_role_arns" in str(error.value) and "one access entry per cluster" in str(error.value)
+
+
 PERSON = "arn:aws:iam::123456789012:role/people/ml-alice"
 
 

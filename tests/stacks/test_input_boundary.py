@@ -41,6 +41,7 @@ def test_the_slots_reach_every_kind_of_string() -> None:
         "budget.alert_emails[]",
         "network.interface_endpoints[]",
         "eks.admin_role_arns[]",
+        "eks.viewer_role_arns[]",
         "eks.gpu_node_group.instance_types[]",
         "training.schedule_time_zone",
         "training.scale_to_zero_cron",
