@@ -18,7 +18,7 @@ export CHECKPOINT_DISABLE := 1
 ML_PLATFORM_TF_MIRROR ?= $(shell find / -maxdepth 4 -type d -path '*tf-plugins' 2>/dev/null | head -n 1)
 export ML_PLATFORM_TF_MIRROR
 
-.PHONY: install synth test test-fast lint typecheck format bench check-config compare-synth diff deploy destroy clean checkov scan
+.PHONY: install synth test test-fast lint typecheck format bench check-config compare-synth diff deploy destroy clean checkov scan drift rehearse
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -95,6 +95,17 @@ deploy: install
 	node_modules/.bin/cdktf deploy $(ENV)
 destroy: install
 	node_modules/.bin/cdktf destroy $(ENV)
+
+## Drift check of one environment (docs/gitops.md): refresh-only plan (changes made outside Terraform) and plan (code
+## not yet applied) of the synthesized stack, with its real backend and your AWS credentials. Exit 0 clean, 2 drift,
+## 3 code not yet applied, 1 error. Synthesize first (make synth).
+drift: $(PY_STAMP)
+	$(PY) -m gitops.drift $(ENV) --init
+
+## Rehearse one environment's deploy on a local AWS emulator: synthesize, apply its AWS part with the pinned terraform,
+## check the second plan is clean and there is no drift, destroy. KEEP=1 leaves it up (with AWS CLI settings) until Ctrl-C.
+rehearse: $(PY_STAMP)
+	$(PY) -m gitops.rehearse $(ENV) $(if $(KEEP),--keep)
 
 clean:
 	rm -rf cdktf.out .pytest_cache .mypy_cache

@@ -62,6 +62,9 @@ class PlatformConfig(Protocol):
     def protected(self) -> bool: ...
 
     @property
+    def deployer_role(self) -> str | None: ...
+
+    @property
     def network(self) -> NetworkSettings: ...
 
     @property
@@ -112,10 +115,15 @@ class MlPlatform(Construct):
         super().__init__(scope, id)
         self.config = config
         identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "account")
-        # The principal running Terraform administers every key and the cluster; both name its role, not the session.
-        deployer = aws.data_aws_iam_session_context.DataAwsIamSessionContext(self, "deployer", arn=identity.arn)
         region = aws.data_aws_region.DataAwsRegion(self, "region")
         partition = aws.data_aws_partition.DataAwsPartition(self, "partition")
+        # The deployer administers every key and the cluster; a policy names its role, never a session.
+        if config.deployer_role is None:
+            # Whoever runs Terraform; a plan by any other role (a read-only plan role) shows those grants moving.
+            session = aws.data_aws_iam_session_context.DataAwsIamSessionContext(self, "deployer", arn=identity.arn)
+            deployer_arn = session.issuer_arn
+        else:
+            deployer_arn = f"arn:{partition.partition}:iam::{identity.account_id}:role/{config.deployer_role}"
         self.context = PlatformContext(
             environment=config.name,
             name_prefix=config.name_prefix,
@@ -123,7 +131,7 @@ class MlPlatform(Construct):
             region=region.name,
             partition=partition.partition,
             owner_tags=config.resource_tags,
-            deployer_arn=deployer.issuer_arn,
+            deployer_arn=deployer_arn,
             protected=config.protected,
         )
         c = self.context

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Self
 
 from constructs.core.context import OWNER_TAG_KEYS
 from constructs.core.errors import ConfigurationError, require, require_field
+from constructs.core.formats import IamRoleName
 from constructs.core.instance_types import is_accelerated
 from constructs.core.settings import IDENTITY, REVIEWED, Settings, choice, matches, walk_fields
 from constructs.cost.settings import BudgetSettings
@@ -115,6 +116,11 @@ class EnvironmentConfig(Settings):
       PROT-1) requires deletion protection on every stateful resource, and the storage and key settings must
       protect data (prevent_destroy, a 30-day key deletion window).
     tags: owner tags for cost attribution.
+    deployer_role: the IAM role, by name, that runs Terraform for this environment: it administers every KMS key
+      and (with ``eks.deployer_admin_access``) the cluster. Once GitHub Actions deploys the environment, its
+      deploy role (``<prefix>-github-deploy-<env>``, docs/state-bootstrap.md); then any other role's plan (the
+      read-only plan role's) is identical to the deploy role's. None: whoever runs Terraform, read from the
+      caller's session (a plan by another role then shows those grants changing hands).
     network, keys, storage, budget: the feature sections (see each settings class).
     eks: the EKS cluster for ML workloads (named after ``name_prefix``), or None for none.
     training: the GPU training cluster, or None for an environment without one.
@@ -133,6 +139,7 @@ class EnvironmentConfig(Settings):
     multi_az: bool
     protected: Annotated[bool, REVIEWED]
     tags: OwnerTags
+    deployer_role: IamRoleName | None = None
     network: NetworkSettings
     keys: PlatformKeysSettings
     storage: StorageSettings
@@ -199,6 +206,7 @@ class EnvironmentConfig(Settings):
                 "3 or more zone IDs when multi_az is True",
             )
         self._zones_fit()
+        self._deployer_fits()
         self._mlflow_fits()
         self._kubeflow_fits()
         self._serving_fits()
@@ -249,6 +257,18 @@ class EnvironmentConfig(Settings):
                 self.mlflow.replicas,
                 "2 or more when multi_az is True (pods are spread over the zones)",
             )
+
+    def _deployer_fits(self) -> None:
+        if self.deployer_role is None or self.eks is None or not self.eks.deployer_admin_access:
+            return
+        # The deployer gets its own cluster-admin access entry; EKS keeps one entry per role.
+        listed = [arn for arn in self.eks.admin_role_arns if arn.endswith(f":role/{self.deployer_role}")]
+        require_field(
+            not listed,
+            "eks.admin_role_arns",
+            listed,
+            f"roles other than the deployer_role '{self.deployer_role}', or eks.deployer_admin_access False",
+        )
 
     def _kubeflow_fits(self) -> None:
         if self.kubeflow is None:

@@ -320,3 +320,9 @@ IamRoleArn = Annotated[
     ),
 ]
 """The ARN of one IAM role (no wildcard)."""
+
+IamRoleName = Annotated[
+    str,
+    matches(rf"{_IAM_NAME}{{1,64}}", "an IAM role name: 1-64 letters, digits and +=,.@_- (no path, no wildcard)"),
+]
+"""The name of one IAM role of the account."""
