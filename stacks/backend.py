@@ -19,9 +19,11 @@ def state_key(stack: str) -> str:
 def configure_backend(stack: TerraformStack, name: str, deployment: DeploymentSettings) -> None:
     """Give ``stack`` (named ``name``) the state backend ``deployment`` asks for.
 
-    ``s3``: the state bucket, encrypted, locked with S3-native lock files; with an emulator endpoint, the state
-    and its lock live in the emulator's S3 (the rehearsal and the deploy-fault tests). ``local``: a state file
-    beside the synthesized stack, for offline rehearsals only.
+    ``s3``: the state bucket, locked with S3-native lock files, encrypted by the bucket's default encryption (the
+    bootstrap's bucket: its own KMS key). ``encrypt`` stays off on purpose: on, Terraform asks S3 for SSE-S3
+    (AES256) on every write, which would override the bucket's key, and the bootstrap's bucket refuses such
+    writes. With an emulator endpoint, the state and its lock live in the emulator's S3 (the rehearsal and the
+    deploy-fault tests). ``local``: a state file beside the synthesized stack, for offline rehearsals only.
     """
     if deployment.backend == "local":
         LocalBackend(stack, path=f"terraform.{name}.tfstate")
@@ -31,7 +33,7 @@ def configure_backend(stack: TerraformStack, name: str, deployment: DeploymentSe
         bucket=deployment.state_bucket or "",
         key=state_key(name),
         region=deployment.state_region,
-        encrypt=True,
+        encrypt=False,
         dynamodb_table=deployment.lock_table,
     )
     # S3-native state locking (Terraform >= 1.10); the prebuilt backend class predates the flag.

@@ -14,6 +14,7 @@ from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.checks import suppress
 from constructs.core.context import PlatformContext
+from constructs.core.errors import ConfigurationError
 from constructs.gitops.github import (
     GithubActionsRole,
     GithubActionsRoleProps,
@@ -26,11 +27,11 @@ from constructs.gitops.permissions import READ_ONLY_POLICY, Account, DeployTarge
 from constructs.gitops.settings import GITHUB_REPOSITORY_PATTERN
 from constructs.gitops.state import StateStore, StateStoreProps
 from constructs.policy.pack import security_checks
-from constructs.storage.settings import RESERVED_BUCKET_PREFIXES
+from constructs.storage.settings import RESERVED_BUCKET_PREFIXES, RESERVED_BUCKET_SUFFIXES
 
 from stacks.account import SHARED_ENVIRONMENT_TAG, BootstrapConfig
 from stacks.backend import configure_backend, state_key
-from stacks.deployment import DeploymentSettings
+from stacks.deployment import ENV_PREFIX, DeploymentSettings
 from stacks.emulator import iam_service_prefixes
 from stacks.environment import EnvironmentConfig
 
@@ -46,8 +47,31 @@ def _expression(text: str) -> str:
     return "${" + text + "}"
 
 
-def _variables(stack: TerraformStack, deployment: DeploymentSettings) -> tuple[str, str]:
-    """The repository and the bucket name: from ``ML_PLATFORM_*`` when set, else asked for at plan time."""
+def _check_state_bucket(name: str | None, prefixes: list[str]) -> None:
+    """The rules of the bucket variable, applied at synth time to ``ML_PLATFORM_STATE_BUCKET`` when it is set."""
+    if name is None:
+        return
+    variable = ENV_PREFIX + "STATE_BUCKET"
+    if len(name) > _MAX_STATE_BUCKET_LENGTH:
+        raise ConfigurationError(
+            "deployment", variable, name, f"at most {_MAX_STATE_BUCKET_LENGTH} characters (its log bucket adds '-logs')"
+        )
+    inside = [prefix for prefix in prefixes if name.startswith(prefix)]
+    if inside:
+        raise ConfigurationError(
+            "deployment",
+            variable,
+            name,
+            f"a name that does not start with {inside[0]!r}: that environment's deploy role owns every bucket so named",
+        )
+
+
+def _variables(stack: TerraformStack, deployment: DeploymentSettings, prefixes: list[str]) -> tuple[str, str]:
+    """The repository and the bucket name: from ``ML_PLATFORM_*`` when set, else asked for at plan time.
+
+    prefixes: the environments' bucket-name prefixes (``mlp-dev-``), which the state bucket may not start with.
+    """
+    _check_state_bucket(deployment.state_bucket, prefixes)
     repository = TerraformVariable(
         stack,
         "github_repository",
@@ -70,14 +94,21 @@ def _variables(stack: TerraformStack, deployment: DeploymentSettings) -> tuple[s
         validation=[
             TerraformVariableValidationConfig(
                 condition=_expression(
-                    f"length(var.state_bucket) >= 3 && length(var.state_bucket) <= {_MAX_STATE_BUCKET_LENGTH} && "
-                    'can(regex("^[a-z0-9][a-z0-9.-]*[a-z0-9]$", var.state_bucket)) && '
-                    '!strcontains(var.state_bucket, "..") && '
-                    + " && ".join(f'!startswith(var.state_bucket, "{p}")' for p in RESERVED_BUCKET_PREFIXES)
+                    " && ".join(
+                        [
+                            f"length(var.state_bucket) >= 3 && length(var.state_bucket) <= {_MAX_STATE_BUCKET_LENGTH}",
+                            'can(regex("^[a-z0-9][a-z0-9.-]*[a-z0-9]$", var.state_bucket))',
+                            '!strcontains(var.state_bucket, "..")',
+                            '!can(regex("^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$", var.state_bucket))',
+                            *(f'!startswith(var.state_bucket, "{p}")' for p in (*RESERVED_BUCKET_PREFIXES, *prefixes)),
+                            *(f'!endswith(var.state_bucket, "{suffix}")' for suffix in RESERVED_BUCKET_SUFFIXES),
+                        ]
+                    )
                 ),
                 error_message=(
                     f"state_bucket must be an S3 bucket name of at most {_MAX_STATE_BUCKET_LENGTH} characters "
-                    "(its access-log bucket adds '-logs'): lowercase letters, digits, '.' and '-'."
+                    "(its access-log bucket adds '-logs'): lowercase letters, digits, '.' and '-', not an IP "
+                    "address, not starting with an environment's resource prefix (its deploy role owns those)."
                 ),
             )
         ],
@@ -111,7 +142,7 @@ class BootstrapStack(TerraformStack):
             **emulator,
         )
         configure_backend(self, BOOTSTRAP_STACK, deployment)
-        repository, bucket_name = _variables(self, deployment)
+        repository, bucket_name = _variables(self, deployment, [f"{c.name_prefix}-" for c in environments.values()])
         identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "account")
         deployer = aws.data_aws_iam_session_context.DataAwsIamSessionContext(self, "deployer", arn=identity.arn)
         partition = aws.data_aws_partition.DataAwsPartition(self, "partition").partition
@@ -198,6 +229,7 @@ class BootstrapStack(TerraformStack):
                     off_limits_roles=[r.arn for r in roles],
                     off_limits_identity_provider=oidc.arn,
                     off_limits_buckets=[self.state.bucket.arn, self.state.access_logs.arn],
+                    state_key_arn=self.state.key.arn,
                 ),
             )
 

@@ -58,7 +58,7 @@ def iam_service_prefixes() -> tuple[str, ...]:
     """IAM action prefixes (``ec2``, ``elasticloadbalancing``) of the regional services in :data:`EMULATED_SERVICES`.
 
     The same list as the emulator's: the AWS APIs the platform calls, which its deploy roles may use in their
-    environment's region (``stacks/bootstrap.py``).
+    environment's region (``stacks/bootstrap_stack.py``).
     """
     return tuple(_IAM_PREFIXES.get(service, service) for service in EMULATED_SERVICES if service not in _NOT_REGIONAL)
 

@@ -31,20 +31,33 @@ ADMINISTRATOR_POLICY_NAMES = ("AdministratorAccess", "PowerUserAccess", "*FullAc
 # have them.
 DATA_READ_ACTIONS = (
     "secretsmanager:GetSecretValue",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "ssm:GetParameterHistory",
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
     "dynamodb:Scan",
+    "dynamodb:PartiQLSelect",
     "logs:GetLogEvents",
     "logs:FilterLogEvents",
     "logs:StartQuery",
+    "logs:GetQueryResults",
+    "logs:StartLiveTail",
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
     "rds:DownloadDBLogFilePortion",
     "rds:DownloadCompleteDBLogFile",
     "sqs:ReceiveMessage",
+    "kinesis:GetRecords",
+    "athena:GetQueryResults",
+    "glacier:GetJobOutput",
+    "codecommit:GetFile",
+    "codecommit:GetBlob",
 )
-OBJECT_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes")
+# Every object read (the object, its versions, attributes, torrent, ACL...); only the state objects are excepted.
+OBJECT_READ_ACTIONS = ("s3:GetObject*",)
 
 # The Route53 calls a deploy makes: reading zones and writing the records the platform owns (certificate
 # validation, MLflow's and the models' aliases). Zones themselves are the account's, not the platform's.
@@ -93,12 +106,15 @@ def deploy_statements(
     off_limits_roles: Sequence[str],
     off_limits_identity_provider: str,
     off_limits_buckets: Sequence[str],
+    state_key_arn: str,
 ) -> list[PolicyStatement]:
     """The permissions of ``target``'s deploy role, apart from its state (granted by the state store).
 
     regional_services: IAM prefixes (``ec2``, ``eks``...) of the regional services the platform uses, S3 excepted.
     off_limits_roles, off_limits_identity_provider, off_limits_buckets: ARNs of the bootstrap's own roles, GitHub
       OIDC provider and buckets, which no deploy may touch (explicit denials win over any allow).
+    state_key_arn: the state bucket's KMS key, tagged ``environment = shared`` like every bootstrap resource, which
+      the role still uses (through S3) to read and write its state.
     """
     prefix = target.name_prefix
     s3 = f"arn:{account.partition}:s3:::{prefix}-*"
@@ -142,7 +158,7 @@ def deploy_statements(
         PolicyStatement(
             sid="NoAdministratorPolicies",
             effect="Deny",
-            actions=("iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary"),
+            actions=("iam:AttachRolePolicy",),
             resources=("*",),
             conditions={
                 "ArnLike": {
@@ -150,6 +166,30 @@ def deploy_statements(
                         f"arn:{account.partition}:iam::aws:policy/{name}" for name in ADMINISTRATOR_POLICY_NAMES
                     ]
                 }
+            },
+        ),
+        # Environments may share an account and a region, so the service grants above reach every environment's
+        # resources: these two keep each deploy role to resources tagged with its own environment (every platform
+        # resource carries the tag: provider default_tags, rule TAG-1). Where a service does not put the tag in
+        # the request context, the conditions do not apply (Null), so creation and listing still work.
+        PolicyStatement(
+            sid="OtherEnvironmentsResourcesAreOffLimits",
+            effect="Deny",
+            actions=("*",),
+            not_resources=(state_key_arn,),
+            conditions={
+                "StringNotEquals": {"aws:ResourceTag/environment": target.environment},
+                "Null": {"aws:ResourceTag/environment": "false"},
+            },
+        ),
+        PolicyStatement(
+            sid="NoResourcesTaggedForOtherEnvironments",
+            effect="Deny",
+            actions=("*",),
+            resources=("*",),
+            conditions={
+                "StringNotEquals": {"aws:RequestTag/environment": target.environment},
+                "Null": {"aws:RequestTag/environment": "false"},
             },
         ),
         PolicyStatement(

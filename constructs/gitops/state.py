@@ -61,7 +61,8 @@ class StateStore(Construct):
                 KeyAdministrators(c.deployer_arn),
                 PolicyStatement(
                     sid="StateRolesThroughS3",
-                    principals={"AWS": [role.arn for role in props.key_users]},
+                    # The administrator too: it writes the bootstrap's own state (docs/state-bootstrap.md).
+                    principals={"AWS": [c.deployer_arn, *(role.arn for role in props.key_users)]},
                     actions=("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"),
                     resources=("*",),
                     conditions={"StringEquals": {"kms:ViaService": c.via_service("s3")}},
@@ -98,6 +99,9 @@ class StateStore(Construct):
                 access_log_bucket=self.access_logs,
             ),
         )
+        # Terraform's S3 backend with `encrypt = true` asks for SSE-S3, which would leave the state outside this
+        # key; the backends here send no header (stacks/backend.py), and anything else is refused.
+        self.bucket.accept_only_its_key()
 
     def read_statements(self, keys: Sequence[str]) -> list[PolicyStatement]:
         """Read the state objects ``keys`` (``ml-platform/dev/terraform.tfstate``...), never their locks.

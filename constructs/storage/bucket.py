@@ -128,6 +128,8 @@ class SecureBucket(Construct):
         self._log_sources: list[str] = []
         # Key prefixes under which Elastic Load Balancing delivers load balancers' access logs.
         self._load_balancer_prefixes: list[str] = []
+        # Whether uploads that ask for another encryption than the bucket's key are refused.
+        self._own_key_only = False
         self.policy = aws.s3_bucket_policy.S3BucketPolicy(
             self, "policy", bucket=bucket_id, policy=policy_document(*self._policy_statements())
         )
@@ -174,6 +176,35 @@ class SecureBucket(Construct):
                     },
                 )
             )
+        if self._own_key_only and self.props.kms_key is not None:
+            objects = (f"{self.bucket.arn}/*",)
+            statements += [
+                # A client asking for SSE-S3 (Terraform's S3 backend with `encrypt = true` and no key) would
+                # override the bucket's default and store the object outside the key's policy.
+                PolicyStatement(
+                    sid="DenyOtherEncryption",
+                    effect="Deny",
+                    principals={"AWS": "*"},
+                    actions=("s3:PutObject",),
+                    resources=objects,
+                    # A negated operator matches an absent key, so Null keeps header-less uploads (the default) out.
+                    conditions={
+                        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                        "Null": {"s3:x-amz-server-side-encryption": "false"},
+                    },
+                ),
+                PolicyStatement(
+                    sid="DenyOtherKeys",
+                    effect="Deny",
+                    principals={"AWS": "*"},
+                    actions=("s3:PutObject",),
+                    resources=objects,
+                    conditions={
+                        "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": self.props.kms_key.arn},
+                        "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+                    },
+                ),
+            ]
         if self._load_balancer_prefixes:
             account = self.props.log_delivery_source_account
             statements.append(
@@ -188,6 +219,16 @@ class SecureBucket(Construct):
                 )
             )
         return statements
+
+    def accept_only_its_key(self) -> None:
+        """Refuse uploads that ask for SSE-S3 or another KMS key: every object is encrypted with this bucket's key.
+
+        Uploads that name no encryption get the bucket's default (its key): the statements deny only requests that
+        carry an encryption header with another value.
+        """
+        require(self.props.kms_key is not None, self.node.path, "kms_key", None, "a KMS key (an SSE-KMS bucket)")
+        self._own_key_only = True
+        self.policy.policy = policy_document(*self._policy_statements())
 
     def allow_load_balancer_logs(self, prefix: str) -> None:
         """Let Elastic Load Balancing deliver access logs of this account's load balancers under ``<prefix>/<name>/``.

@@ -12,6 +12,8 @@ What moto 5.2.5 lacks or gets wrong for the hashicorp/aws 5.100.0 provider:
 * Revoking an unknown security group rule ID answers ``InvalidPermission.NotFound`` instead of
   ``InvalidSecurityGroupRuleId.NotFound``, which the provider takes for "already deleted".
 * ``CreateNatGateway`` ignores its ClientToken, so a retried request created a second gateway.
+* The first subnet created by zone ID, in any VPC, is reported as its zone's default subnet with
+  ``MapPublicIpOnLaunch`` on, which cost the provider a ModifySubnetAttribute and a 10-second wait.
 
 All but the first were found by deploying the platform's own stacks (``tests/test_emulator_deploy.py``).
 """
@@ -271,6 +273,31 @@ def _patch_nat_gateway_client_token() -> None:
     wrap(NatGateways, "create_nat_gateway", honor_client_token)
 
 
+def _patch_subnets_of_other_vpcs_are_not_default() -> None:
+    """Report a subnet of a VPC other than the default VPC as no default subnet, as EC2 does.
+
+    moto makes the first subnet it stores under an availability zone its "default for AZ" subnet, with
+    ``MapPublicIpOnLaunch`` on. A subnet created by zone ID is stored under no zone (``None``), so the
+    first one of the region, in whatever VPC, reported ``DefaultForAz`` and ``MapPublicIpOnLaunch``
+    true. EC2 keeps both false on every subnet but the default VPC's own; the provider, seeing
+    ``true`` where the configuration says ``false``, called ModifySubnetAttribute and then waited
+    the 10 seconds its waiter always waits before checking it.
+    """
+    from moto.ec2.models.subnets import SubnetBackend
+
+    def only_in_the_default_vpc(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_subnet(self: Any, vpc_id: str, *args: Any, **kwargs: Any) -> Any:
+            subnet = original(self, vpc_id, *args, **kwargs)
+            if not self.get_vpc(vpc_id).is_default:
+                subnet.default_for_az = False
+                subnet.map_public_ip_on_launch = False
+            return subnet
+
+        return create_subnet
+
+    wrap(SubnetBackend, "create_subnet", only_in_the_default_vpc)
+
+
 def apply() -> None:
     """Apply the EC2 patches (once per process: see ``emulator.server.apply_patches``)."""
     _patch_placement_groups()
@@ -278,3 +305,4 @@ def apply() -> None:
     _patch_security_group_rule_descriptions()
     _patch_security_group_rule_id_not_found()
     _patch_nat_gateway_client_token()
+    _patch_subnets_of_other_vpcs_are_not_default()

@@ -35,11 +35,12 @@ def test_provider_region_and_default_tags(stacks, env) -> None:
 def test_s3_backend_has_own_key_encryption_and_locking(stacks, env) -> None:
     backend = stacks[env]["terraform"]["backend"]
     assert list(backend) == ["s3"]
-    # No bucket unless ML_PLATFORM_STATE_BUCKET names one: a guessed global name could be someone else's.
+    # No bucket unless ML_PLATFORM_STATE_BUCKET names one: a guessed global name could be someone else's. No
+    # `encrypt`: on, Terraform would ask for SSE-S3 and override the state bucket's own KMS key.
     assert backend["s3"] == {
         "key": f"ml-platform/{env}/terraform.tfstate",
         "region": "us-east-1",
-        "encrypt": True,
+        "encrypt": False,
         "use_lockfile": True,
     }
     assert stacks[env]["terraform"]["required_providers"]["aws"]["version"] == "5.100.0"
@@ -51,7 +52,7 @@ def test_backend_is_configurable_and_has_a_local_switch() -> None:
     assert backend["terraform"]["backend"]["s3"] == {
         "bucket": "acme-tf-state",
         "dynamodb_table": "tf-locks",
-        "encrypt": True,
+        "encrypt": False,
         "key": "ml-platform/dev/terraform.tfstate",
         "region": "eu-west-1",
         "use_lockfile": True,

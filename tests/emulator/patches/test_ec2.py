@@ -1,11 +1,14 @@
-"""The EC2 patches through boto3: placement groups, launch template data, security group rules, NAT gateways."""
+"""The EC2 patches through boto3: placement groups, launch template data, security group rules, NAT gateways,
+subnets."""
 
 from __future__ import annotations
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from emulator import ACCOUNT_ID, REGION, Emulator
+from stacks.emulator import EMULATOR_CREDENTIALS
 
 pytestmark = pytest.mark.emulator
 
@@ -139,3 +142,29 @@ def test_nat_gateway_creation_is_idempotent_on_its_client_token(aws: Emulator) -
     with pytest.raises(ClientError) as in_use:
         ec2.create_nat_gateway(SubnetId=subnet_id, AllocationId=first_ip)
     assert in_use.value.response["Error"]["Code"] == "Resource.AlreadyAssociated"
+
+
+def test_only_the_default_vpc_has_default_subnets(aws: Emulator) -> None:
+    # A region no other test here uses: moto's mistake hit the first subnet created by zone ID in a region.
+    keys = {
+        "aws_access_key_id": EMULATOR_CREDENTIALS["access_key"],
+        "aws_secret_access_key": EMULATOR_CREDENTIALS["secret_key"],
+    }
+    ec2 = boto3.client("ec2", endpoint_url=aws.endpoint, region_name="us-west-2", **keys)
+    default_subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    vpc_id = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    by_zone_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.40.0.0/24", AvailabilityZoneId="usw2-az1")["Subnet"]
+    by_zone = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.40.1.0/24", AvailabilityZone="us-west-2a")["Subnet"]
+    unplaced = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.40.2.0/24")["Subnet"]
+    assert by_zone_id["AvailabilityZone"] == "us-west-2b"
+    for subnet in (by_zone_id, by_zone, unplaced):
+        assert (subnet["DefaultForAz"], subnet["MapPublicIpOnLaunch"]) == (False, False), subnet
+    described = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    assert [(s["DefaultForAz"], s["MapPublicIpOnLaunch"]) for s in described] == [(False, False)] * 3
+    # The default VPC keeps its default subnets, one per zone, public.
+    assert default_subnets and {s["AvailabilityZone"] for s in default_subnets} == {
+        z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]
+    }
+    assert all(s["MapPublicIpOnLaunch"] for s in default_subnets)
+    after = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    assert sorted(s["SubnetId"] for s in after) == sorted(s["SubnetId"] for s in default_subnets)
