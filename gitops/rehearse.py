@@ -5,8 +5,9 @@
    changes) and local state (``ML_PLATFORM_BACKEND=local``), in a scratch directory.
 3. Keep the AWS part of the environment's stack (the Helm and Kubernetes providers need a real cluster), create
    the public hosted zones it expects to exist, and run the pinned ``terraform`` directly: ``init`` (the offline
-   mirror when ``ML_PLATFORM_TF_MIRROR`` is set), ``apply``, a second ``plan -detailed-exitcode`` that must be
-   clean, and the drift check (``gitops.drift``).
+   mirror when ``ML_PLATFORM_TF_MIRROR`` is set), ``apply``, a refresh-only apply (as the deploy workflow does
+   after each apply), a second ``plan -detailed-exitcode`` that must be clean, and the drift check
+   (``gitops.drift``), which must find nothing.
 4. Destroy, or with ``--keep`` leave the emulator running and print how to point the AWS CLI at it, until Ctrl-C.
 
 The cdktf CLI is not used: its ``deploy`` also runs ``terraform providers lock`` for other platforms, which needs
@@ -143,6 +144,8 @@ def rehearse(environment: str, *, keep: bool, port: int = 0) -> None:
         _terraform(["init", "-input=false", "-no-color"], stack_dir, env)
         _step(f"terraform apply of {environment}'s AWS part")
         _terraform(["apply", "-auto-approve", "-input=false", "-no-color", PARALLELISM], stack_dir, env)
+        _step("refresh-only apply: record what the apply changed in other resources (as the deploy workflow does)")
+        _terraform(["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color"], stack_dir, env)
         _step("a second plan must find nothing to do")
         if _terraform(["plan", "-detailed-exitcode", "-input=false", "-no-color"], stack_dir, env, ok=(0, 2)) != 0:
             raise RehearsalFailed("the plan after apply is not clean: the configuration does not converge")

@@ -61,11 +61,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything that runs against the AWS emulator is slow: `make test-fast` (-m "not slow") skips it.
 
-    The longest test runs first: with several workers (`make test` runs pytest-xdist with whole files per
-    worker, handed out in the order of their first test: `--no-loadscope-reorder`), the longest work starts at
-    once and the rest of the suite fills the other workers meanwhile.
+    The longest test runs first, then the other emulator tests: with several workers (`make test` runs
+    pytest-xdist with whole files per worker, handed out in the order of their first test:
+    `--no-loadscope-reorder`), the longest work starts at once and the rest of the suite fills the other
+    workers meanwhile.
     """
     for item in items:
         if item.get_closest_marker("emulator") is not None and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: item.get_closest_marker("longest") is None)
+    # Then the other emulator files (minutes each, mostly the provider's waits), before the quick unit files.
+    items.sort(
+        key=lambda item: (item.get_closest_marker("longest") is None, item.get_closest_marker("emulator") is None)
+    )

@@ -4,9 +4,9 @@ Stated in docs/gitops.md ("What each role may do") and checked by tests/gitops/t
 
 A deploy role runs ``terraform apply`` of one environment: it creates, changes and deletes every resource type of
 the platform, so it holds the whole of each AWS service the platform uses, but only in the environment's region;
-S3 and IAM only on names starting with the environment's prefix; its own state object and lock; and explicit
-denials for what would let it escape those bounds (the bootstrap's own roles, OIDC provider and state bucket, and
-AWS's administrator policies).
+S3 and IAM only on names starting with the environment's prefix; its own state object and lock; no action on a
+resource tagged for another environment; and explicit denials for what would let it escape those bounds (the
+bootstrap's own roles, OIDC provider and state bucket, and AWS's administrator policies).
 
 The plan role runs ``terraform plan`` of every environment for pull requests and drift checks: AWS's
 ``ReadOnlyAccess`` (kept current by AWS as services add read actions, which a refresh needs) minus reading data:
@@ -52,9 +52,12 @@ DATA_READ_ACTIONS = (
     "sqs:ReceiveMessage",
     "kinesis:GetRecords",
     "athena:GetQueryResults",
+    "athena:GetQueryResultsStream",
+    "kinesisvideo:GetMedia",
     "glacier:GetJobOutput",
     "codecommit:GetFile",
     "codecommit:GetBlob",
+    "codecommit:GitPull",
 )
 # Every object read (the object, its versions, attributes, torrent, ACL...); only the state objects are excepted.
 OBJECT_READ_ACTIONS = ("s3:GetObject*",)
@@ -172,26 +175,10 @@ def deploy_statements(
         # resources: these two keep each deploy role to resources tagged with its own environment (every platform
         # resource carries the tag: provider default_tags, rule TAG-1). Where a service does not put the tag in
         # the request context, the conditions do not apply (Null), so creation and listing still work.
-        PolicyStatement(
-            sid="OtherEnvironmentsResourcesAreOffLimits",
-            effect="Deny",
-            actions=("*",),
-            not_resources=(state_key_arn,),
-            conditions={
-                "StringNotEquals": {"aws:ResourceTag/environment": target.environment},
-                "Null": {"aws:ResourceTag/environment": "false"},
-            },
+        _deny_other_environments(
+            "OtherEnvironmentsResourcesAreOffLimits", "aws:ResourceTag/environment", target, except_=state_key_arn
         ),
-        PolicyStatement(
-            sid="NoResourcesTaggedForOtherEnvironments",
-            effect="Deny",
-            actions=("*",),
-            resources=("*",),
-            conditions={
-                "StringNotEquals": {"aws:RequestTag/environment": target.environment},
-                "Null": {"aws:RequestTag/environment": "false"},
-            },
-        ),
+        _deny_other_environments("NoResourcesTaggedForOtherEnvironments", "aws:RequestTag/environment", target),
         PolicyStatement(
             sid="BootstrapIsOffLimits",
             effect="Deny",
@@ -213,6 +200,18 @@ def deploy_statements(
             resources=tuple(arn for bucket in off_limits_buckets for arn in (bucket, f"{bucket}/*")),
         ),
     ]
+
+
+def _deny_other_environments(sid: str, key: str, target: DeployTarget, except_: str | None = None) -> PolicyStatement:
+    # A negated operator also matches an absent key: Null false limits the denial to requests that carry the tag.
+    return PolicyStatement(
+        sid=sid,
+        effect="Deny",
+        actions=("*",),
+        resources=() if except_ else ("*",),
+        not_resources=(except_,) if except_ else (),
+        conditions={"StringNotEquals": {key: target.environment}, "Null": {key: "false"}},
+    )
 
 
 def plan_denials(*, state_objects: Sequence[str]) -> list[PolicyStatement]:

@@ -177,32 +177,12 @@ class SecureBucket(Construct):
                 )
             )
         if self._own_key_only and self.props.kms_key is not None:
-            objects = (f"{self.bucket.arn}/*",)
+            # A client asking for SSE-S3 (Terraform's S3 backend with `encrypt = true` and no key) would
+            # override the bucket's default and store the object outside the key's policy.
             statements += [
-                # A client asking for SSE-S3 (Terraform's S3 backend with `encrypt = true` and no key) would
-                # override the bucket's default and store the object outside the key's policy.
-                PolicyStatement(
-                    sid="DenyOtherEncryption",
-                    effect="Deny",
-                    principals={"AWS": "*"},
-                    actions=("s3:PutObject",),
-                    resources=objects,
-                    # A negated operator matches an absent key, so Null keeps header-less uploads (the default) out.
-                    conditions={
-                        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
-                        "Null": {"s3:x-amz-server-side-encryption": "false"},
-                    },
-                ),
-                PolicyStatement(
-                    sid="DenyOtherKeys",
-                    effect="Deny",
-                    principals={"AWS": "*"},
-                    actions=("s3:PutObject",),
-                    resources=objects,
-                    conditions={
-                        "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": self.props.kms_key.arn},
-                        "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
-                    },
+                self._deny_upload_header("DenyOtherEncryption", "s3:x-amz-server-side-encryption", "aws:kms"),
+                self._deny_upload_header(
+                    "DenyOtherKeys", "s3:x-amz-server-side-encryption-aws-kms-key-id", self.props.kms_key.arn
                 ),
             ]
         if self._load_balancer_prefixes:
@@ -219,6 +199,18 @@ class SecureBucket(Construct):
                 )
             )
         return statements
+
+    def _deny_upload_header(self, sid: str, key: str, allowed: str) -> PolicyStatement:
+        # A negated operator matches an absent key: Null keeps uploads that ask for no encryption (they get the
+        # bucket's default) out, while one asking for SSE-KMS without a key ID (S3 would use aws/s3) is denied.
+        return PolicyStatement(
+            sid=sid,
+            effect="Deny",
+            principals={"AWS": "*"},
+            actions=("s3:PutObject",),
+            resources=(f"{self.bucket.arn}/*",),
+            conditions={"StringNotEquals": {key: allowed}, "Null": {"s3:x-amz-server-side-encryption": "false"}},
+        )
 
     def accept_only_its_key(self) -> None:
         """Refuse uploads that ask for SSE-S3 or another KMS key: every object is encrypted with this bucket's key.

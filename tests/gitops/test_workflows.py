@@ -316,7 +316,11 @@ def test_deploy_reviews_a_plan_and_applies_only_that_plan(workflows: dict[str, w
     apply_steps = [step.get("run", "") for step in wf.steps_of(apply)]
     guard = next(i for i, run in enumerate(apply_steps) if "REVIEWED_FINGERPRINT" in run)
     applies = [i for i, run in enumerate(apply_steps) if "apply -input=false -no-color tfplan" in run]
-    assert applies == [len(apply_steps) - 1] and guard < applies[0]
+    # The reviewed plan file is applied once, after the guard; then only a refresh-only apply, which records what
+    # the apply changed in other resources' attributes and changes nothing in AWS.
+    assert len(applies) == 1 and guard < applies[0]
+    after = apply_steps[applies[0] + 1 :]
+    assert len(after) == 1 and "apply -refresh-only -auto-approve" in after[0]
 
 
 def test_drift_runs_daily_for_each_environment_and_on_demand(workflows: dict[str, wf.Workflow]) -> None:

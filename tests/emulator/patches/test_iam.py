@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from emulator import Emulator
 
@@ -53,3 +54,49 @@ def test_bucket_policy_conditions_are_evaluated(aws: Emulator) -> None:
         bucket_with_deny(name, condition)
         refused = s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": "data"}]})
         assert [e["Code"] for e in refused["Errors"]] == ["AccessDenied"]
+
+
+def test_conditions_on_keys_absent_from_the_request_follow_iam(aws: Emulator) -> None:
+    # The state bucket's policy: deny uploads that ask for another encryption, only when they ask (Null).
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="own-key-only")
+    header = "s3:x-amz-server-side-encryption"
+    guarded = {"StringNotEquals": {header: "aws:kms"}, "Null": {header: "false"}}
+    statement = {
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": "s3:PutObject",
+        "Resource": "arn:aws:s3:::own-key-only/*",
+        "Condition": guarded,
+    }
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    s3.put_bucket_policy(Bucket="own-key-only", Policy=json.dumps(policy))
+    s3.put_object(Bucket="own-key-only", Key="state", Body=b"x")  # no header: not denied
+    # Without the guard, the negated operator matches the absent header, and the same upload is denied.
+    statement["Condition"] = {"StringNotEquals": {header: "aws:kms"}}
+    s3.put_bucket_policy(Bucket="own-key-only", Policy=json.dumps(policy))
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket="own-key-only", Key="state", Body=b"x")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+@pytest.mark.parametrize(
+    ("operator", "expected", "actual", "holds"),
+    [
+        ("StringEquals", "a", None, False),
+        ("StringNotEquals", "a", None, True),
+        ("StringNotEquals", ["a", "b"], "b", False),
+        ("StringNotEquals", ["a", "b"], "c", True),
+        ("StringEqualsIfExists", "a", None, True),
+        ("StringEqualsIfExists", "a", "b", False),
+        ("StringLike", "ml-platform/*", "ml-platform/dev/x", True),
+        ("ArnNotLike", "arn:aws:iam::*:role/x-*", "arn:aws:iam::1:role/x-y", False),
+        ("Null", "false", None, False),
+        ("Null", "true", None, True),
+        ("Bool", "false", "true", False),
+    ],
+)
+def test_one_condition_is_evaluated_as_iam_does(operator: str, expected: Any, actual: str | None, holds: bool) -> None:
+    from emulator.patches.iam import condition_holds
+
+    assert condition_holds(operator, expected, actual) is holds
