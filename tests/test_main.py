@@ -405,9 +405,10 @@ def test_python_main_replaces_an_earlier_output(replaced) -> None:
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in outdir.parent.iterdir()) == ["cdktf.out"], "no scratch directory is left"
     manifest = json.loads((outdir / "manifest.json").read_text())
-    assert sorted(manifest["stacks"]) == ["dev", "prod", "staging"]
-    assert sorted(p.name for p in (outdir / "stacks").iterdir()) == ["dev", "prod", "staging"]
-    for env in ("dev", "staging", "prod"):
+    # The three environments and the account-level bootstrap stack.
+    assert sorted(manifest["stacks"]) == ["bootstrap", "dev", "prod", "staging"]
+    assert sorted(p.name for p in (outdir / "stacks").iterdir()) == ["bootstrap", "dev", "prod", "staging"]
+    for env in ("dev", "staging", "prod", "bootstrap"):
         assert "resource" in json.loads((outdir / "stacks" / env / "cdk.tf.json").read_text())
     assert not (outdir / "stacks" / "staging" / "assets" / "old-asset").exists()
 

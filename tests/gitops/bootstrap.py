@@ -8,6 +8,7 @@ agree with it whatever it wrote.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,13 +63,19 @@ Context = Mapping[str, str | Sequence[str]]
 """A request context: condition key -> its value (or values). A key it does not hold is absent from the request."""
 
 
+@functools.cache
+def _wildcard(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    # ReadOnlyAccess alone has thousands of patterns, matched again for every request a test evaluates.
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(regex, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
 def glob(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     """Whether ``value`` matches an IAM wildcard ``pattern`` (``*``: any run of characters, ``?``: one).
 
     Resource ARNs and StringLike/ArnLike values match case-sensitively; actions case-insensitively.
     """
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+    return _wildcard(pattern, ignore_case).fullmatch(value) is not None
 
 
 def as_list(value: Any) -> list[Any]:
@@ -302,9 +309,15 @@ def is_read(action: str) -> bool:
 
 def read_only_access() -> list[dict[str, Any]]:
     """The statements of AWS's ``ReadOnlyAccess`` policy, as moto ships them (a recent version of AWS's)."""
+    return list(_read_only_access())
+
+
+@functools.cache
+def _read_only_access() -> tuple[dict[str, Any], ...]:
+    # moto's catalogue of every AWS managed policy is megabytes of JSON: parsed once per process.
     from moto.iam.aws_managed_policies import aws_managed_policies_data
 
-    return list(json.loads(aws_managed_policies_data)[READ_ONLY_POLICY]["Document"]["Statement"])
+    return tuple(json.loads(aws_managed_policies_data)[READ_ONLY_POLICY]["Document"]["Statement"])
 
 
 # --- request contexts ------------------------------------------------------------------------------------
