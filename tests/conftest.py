@@ -6,11 +6,14 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.synth_json import ENVIRONMENTS
+
+if TYPE_CHECKING:
+    from emulator import Emulator
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # The suite must not depend on whoever runs it: user overrides and deployment choices are cleared.
@@ -48,6 +51,20 @@ def stack_json(synth_dir: Path) -> dict[str, str]:
 def stacks(stack_json: dict[str, str]) -> dict[str, dict[str, Any]]:
     """The parsed synthesized configuration of each environment."""
     return {env: json.loads(text) for env, text in stack_json.items()}
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    """A local AWS emulator for one test module, emptied first and always stopped at the end.
+
+    moto keeps its state per process, so whatever an earlier module left behind is reset away. (The emulator's
+    own tests, in tests/emulator/, share one per package instead.)
+    """
+    from emulator import start_emulator
+
+    with start_emulator() as running:
+        running.reset()
+        yield running
 
 
 @pytest.fixture

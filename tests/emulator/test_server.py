@@ -25,8 +25,6 @@ from emulator import ACCOUNT_ID, REGION, Emulator, terraform_provider_block
 pytestmark = pytest.mark.emulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The test (not the product) falls back to where these machines keep the offline mirror.
-DEFAULT_MIRROR = "/opt/tf-plugins"
 MANAGED_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"
 
 

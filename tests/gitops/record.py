@@ -25,7 +25,6 @@ not read (``configuration`` also holds the emulator's port); nothing else is cha
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -39,11 +38,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from emulator import Emulator, start_emulator, terraform_provider_block  # noqa: E402
-from gitops.terraform import MIRROR_ENV, emulator_cli_env, run_terraform  # noqa: E402
+from gitops.terraform import run_terraform  # noqa: E402
+from tests.support.mirror import emulator_terraform_env  # noqa: E402
 
 RECORDED = Path(__file__).resolve().parent / "recorded"
-# The offline provider mirror of these machines, when the project's variable is unset.
-DEFAULT_MIRROR = "/opt/tf-plugins"
 BUCKET = "gitops-recorded-data"
 TOPIC = "gitops-recorded-alerts"
 # Parts of `show -json` that no gitops command reads; dropped to keep the recordings small.
@@ -145,7 +143,7 @@ def record(emulator: Emulator, scratch: Path) -> dict[str, dict[str, Any]]:
     """Apply the configuration and record every scenario; the manifest of what was written."""
     workdir = scratch / "stack"
     workdir.mkdir()
-    recorder = Recorder(workdir, emulator_cli_env(scratch, os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR))
+    recorder = Recorder(workdir, emulator_terraform_env(scratch))
     endpoint = emulator.endpoint
     recorder.configure(configuration(endpoint))
     recorder.run("init", "-input=false", "-no-color")

@@ -20,10 +20,8 @@ test_bootstrap_roles.py); here they are evaluated, with the same evaluator, as A
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +29,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator import ACCOUNT_ID, REGION, Emulator, start_emulator
-from gitops.terraform import MIRROR_ENV, emulator_cli_env, run_terraform
+from emulator import ACCOUNT_ID, REGION, Emulator
+from gitops.terraform import run_terraform
 from stacks.matrix import BOOTSTRAP, MATRIX
 from tests.conftest import PLATFORM_VARIABLES
 from tests.gitops.bootstrap import (
@@ -47,6 +45,7 @@ from tests.gitops.bootstrap import (
     environment_sub,
     pull_request_sub,
 )
+from tests.support.mirror import emulator_terraform_env
 
 pytestmark = [pytest.mark.emulator, pytest.mark.terraform]
 
@@ -55,7 +54,6 @@ STATE_BUCKET = "acme-mlp-tfstate"
 BOOTSTRAP_STATE = "ml-platform/bootstrap/terraform.tfstate"
 # Seconds one terraform command may take (the apply waits about a minute for S3 lifecycle rules to settle).
 TIMEOUT = 300.0
-DEFAULT_MIRROR = "/opt/tf-plugins"
 
 
 @dataclass
@@ -73,13 +71,6 @@ class Bootstrap:
         result = run_terraform([*args, "-no-color"], self.workdir, self.env, timeout=TIMEOUT, ok_returncodes=ok)
         self.timings[step] = round(time.monotonic() - started, 1)
         return result
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with start_emulator() as running:
-        running.reset()  # moto's state is process-wide: start from nothing
-        yield running
 
 
 def synthesize(emulator: Emulator, outdir: Path, backend: str) -> Path:
@@ -102,7 +93,7 @@ def applied(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Boo
     started = time.monotonic()
     config = synthesize(emulator, tmp_path_factory.mktemp("bootstrap-local"), "local")
     home = tmp_path_factory.mktemp("bootstrap-terraform")
-    env = emulator_cli_env(home, os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR)
+    env = emulator_terraform_env(home)
     run = Bootstrap(config.parent, env)
     run.timings["synth"] = round(time.monotonic() - started, 1)
     run.terraform("init", "init", "-input=false")

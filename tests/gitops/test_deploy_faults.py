@@ -26,17 +26,16 @@ After each scenario the emulator holds exactly the objects the state holds, kind
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from emulator import Emulator, start_emulator
-from gitops.terraform import MIRROR_ENV, aws_only, emulator_cli_env
+from emulator import Emulator
+from gitops.terraform import aws_only
 from stacks.backend import state_key
 from tests.gitops.faults import (
     SIGINT_GRACE,
@@ -51,6 +50,7 @@ from tests.gitops.faults import (
     tracked,
     wait_until,
 )
+from tests.support.mirror import emulator_terraform_env
 from tests.support.synth_json import address
 
 pytestmark = [pytest.mark.emulator, pytest.mark.terraform]
@@ -59,8 +59,6 @@ ENVIRONMENT = "dev"
 STATE_BUCKET = "ml-platform-fault-tests-state"
 STATE_KEY = state_key(ENVIRONMENT)
 LOCK_KEY = f"{STATE_KEY}.tflock"
-# The test (not the product) falls back to where these machines keep the offline provider mirror.
-DEFAULT_MIRROR = "/opt/tf-plugins"
 # Seconds one terraform command may take; the subset applies in about 30 s here.
 TIMEOUT = 240.0
 
@@ -78,13 +76,6 @@ SUBSET = (
     ("aws_s3_bucket", "storage/training-data/bucket"),
 )
 PER_KIND = Counter(kind for kind, _ in SUBSET)
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    """One emulator for the module, always stopped at the end; each test empties it first (``state``)."""
-    with start_emulator() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +115,7 @@ def terraform_env(tmp_path: Path) -> dict[str, str]:
     """The environment of terraform commands against the emulator, with their own CLI config."""
     cli = tmp_path / "cli"
     cli.mkdir()
-    return emulator_cli_env(cli, mirror=os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR)
+    return emulator_terraform_env(cli)
 
 
 def _targets(stack: dict[str, Any]) -> list[str]:

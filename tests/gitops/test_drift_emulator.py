@@ -15,23 +15,20 @@ Then ``python -m gitops.drift dev`` runs three times: a tag removed from the buc
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from emulator import Emulator, start_emulator
+from emulator import Emulator
 from gitops import drift
-from gitops.terraform import MIRROR_ENV, aws_only, emulator_cli_env, run_terraform
+from gitops.terraform import MIRROR_ENV, aws_only, run_terraform
+from tests.support.mirror import emulator_terraform_env, offline_mirror
 
 pytestmark = [pytest.mark.emulator, pytest.mark.terraform]
 
-# The test (not the product) falls back to where these machines keep the offline provider mirror.
-DEFAULT_MIRROR = "/opt/tf-plugins"
 STATE_BUCKET = "gitops-drift-check-state"
 # The resources the applied piece starts from; what they reference comes along. Left out, to keep the test near a
 # minute: the encryption and lifecycle settings (the provider holds a new KMS key for about 12 s until its policy
@@ -43,14 +40,6 @@ REFERENCE = re.compile(r"(?<![\w.])(?:data\.)?aws_\w+\.[\w-]+")
 # A default tag of the provider, present on every resource of the stack.
 REMOVED_TAG = "cost_center"
 TIMEOUT = 240.0
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    """An emulator for this module, emptied first: moto's state is process-wide."""
-    with start_emulator() as running:
-        running.reset()
-        yield running
 
 
 def synthesize_dev(endpoint: str, outdir: Path) -> dict[str, Any]:
@@ -114,8 +103,8 @@ def test_drift_then_clean_then_unapplied_code(
     stack.mkdir(parents=True)
     (stack / "cdk.tf.json").write_text(json.dumps(config, indent=2))
 
-    mirror = os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
-    env = emulator_cli_env(tmp_path, mirror)
+    mirror = offline_mirror()
+    env = emulator_terraform_env(tmp_path)
     s3 = emulator.client("s3")
     s3.create_bucket(Bucket=STATE_BUCKET)
     run_terraform(["init", "-input=false", "-no-color"], stack, env, TIMEOUT)

@@ -53,8 +53,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator import ACCOUNT_ID, REGION, Emulator, start_emulator
-from gitops.terraform import MIRROR_ENV, aws_only, emulator_cli_env, run_terraform
+from emulator import ACCOUNT_ID, REGION, Emulator
+from gitops.terraform import aws_only, run_terraform
 from stacks.emulator import emulator_provider_arguments
 from stacks.environment import EnvironmentConfig
 from stacks.overrides import load_environments
@@ -67,6 +67,7 @@ from tests.stacks.mlflow_checks import (
 )
 from tests.stacks.protection_cycle import run_protection_cycle
 from tests.stacks.serving_checks import assert_served, assert_served_gone, create_model_zones, without_models
+from tests.support.mirror import emulator_terraform_env
 from tests.support.synth_json import resources
 
 TestFunction = TypeVar("TestFunction", bound=Callable[..., None])
@@ -80,8 +81,6 @@ def deploy_cycle(test: TestFunction) -> TestFunction:
 
 
 ROOT = Path(__file__).resolve().parents[2]
-# The test (not the product) falls back to where these machines keep the offline provider mirror.
-DEFAULT_MIRROR = "/opt/tf-plugins"
 
 # Overrides per deployed shape (ML_PLATFORM_OVERRIDES): a published model version, and the models served on EKS
 # (with what the example changes to make room for them) as examples/model-serving.json declares them.
@@ -110,15 +109,6 @@ class CycleReport:
     resources: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     kms_keys: dict[str, int] = field(default_factory=dict)
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    """One emulator for both shapes (their names never collide), always stopped at the end."""
-    with start_emulator() as running:
-        # moto's state is process-wide: start from nothing, whatever ran earlier in this session.
-        running.reset()
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -513,7 +503,7 @@ def _empty_bucket(s3: Any, bucket: str) -> None:
 def _terraform_env(cli_dir: Path) -> dict[str, str]:
     """The environment of terraform commands against the emulator, with its CLI config in ``cli_dir``."""
     cli_dir.mkdir()
-    return emulator_cli_env(cli_dir, mirror=os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR)
+    return emulator_terraform_env(cli_dir)
 
 
 def _run_cycle(
