@@ -151,7 +151,13 @@ class MlPlatform(Construct):
         self.storage = MlStorage(
             self, "storage", MlStorageProps(context=c, data_key=self.keys.data, settings=config.storage)
         )
-        self.budget = CostBudget(self, "budget", CostBudgetProps(context=c, settings=config.budget))
+        self.budget = CostBudget(
+            self,
+            "budget",
+            CostBudgetProps(
+                context=c, settings=config.budget, key_administrators=self.keys.administrators, keys=config.keys
+            ),
+        )
         self.training: GpuTrainingCluster | None = None
         if config.training is not None:
             # A cluster placement group lives in one AZ, so the cluster uses the first private subnet only.
@@ -334,6 +340,10 @@ class MlPlatform(Construct):
             "checkpoints_bucket": (self.storage.checkpoints.name, "S3 bucket for training checkpoints"),
             "mlflow_artifacts_bucket": (self.storage.mlflow_artifacts.name, "S3 bucket for MLflow artifacts"),
             "data_kms_key_arn": (self.keys.data.arn, "KMS key encrypting the platform's data"),
+            "cost_alerts_topic_arn": (
+                self.budget.topic.arn,
+                "SNS topic the environment's budgets alert (subscribe chat or paging integrations to it)",
+            ),
         }
         if self.training is not None:
             outputs["gpu_training_asg_name"] = (self.training.asg.name, "GPU training cluster: scale it to run jobs")

@@ -18,6 +18,12 @@ code of the refresh-only plan alone does not say whether anything drifted (it is
 state differs from the stored one in any way, including ways the plan does not report, and for outputs
 added in the code), so drift is what ``resource_drift`` lists.
 
+An endpoint parked by its idle policy is not drift: SageMaker endpoints whose ``delete_endpoint`` idle policy
+deleted them (the prior state carries the tag ``ml-platform:idle-policy = delete_endpoint``), with the
+scalable targets and scaling policies of their variants that AWS deregisters along with them, are listed as
+parked ("the next deploy recreates it") and leave the outcome as it would be without them. Any other change to
+such an endpoint, or the deletion of one without the tag, is drift.
+
 Exit codes: 0 clean; 2 drift (unapplied code, if any, is listed too); 3 code not yet applied, no drift;
 1 error: terraform failed or timed out, reported an error, or printed output that is malformed or
 truncated. The report names attribute paths, never values, so a drifted secret does not reach Slack or an
@@ -39,6 +45,7 @@ from typing import Any
 from gitops.plan_json import (
     PlanFormatError,
     environment,
+    ignored_changes,
     load_plan,
     output_changes,
     parse_plan_stream,
@@ -59,6 +66,12 @@ PLAN_FLAGS = ("-detailed-exitcode", "-json", "-lock=false", "-input=false")
 QUOTED_LINES = 20
 # Every exit code is examined here, not raised by the runner; only a timeout is.
 _ANY_EXIT = range(-255, 256)
+IDLE_TAG = "ml-platform:idle-policy"
+"""The tag of an endpoint its idle policy may delete (set by ``constructs/sagemaker/idle_settings.py``)."""
+PARKED = "parked by the idle policy: the next deploy recreates it"
+"""How a parked endpoint's resources are reported."""
+# What AWS removes with a deleted endpoint: the Application Auto Scaling targets of its variants and their policies.
+_SCALING_TYPES = ("aws_appautoscaling_target", "aws_appautoscaling_policy")
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,14 @@ class PendingChange:
     actions: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ParkedResource:
+    """A resource gone because its endpoint's idle policy deleted the endpoint: not drift, undone by a deploy."""
+
+    address: str
+    endpoint: str
+
+
 @dataclass
 class DriftReport:
     """The result of one environment's drift check."""
@@ -103,6 +124,7 @@ class DriftReport:
     drifted: list[DriftedResource] = field(default_factory=list)
     unapplied: list[PendingChange] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    parked: list[ParkedResource] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -119,8 +141,8 @@ class DriftReport:
         return EXIT_CODES[self.outcome]
 
     def to_json(self) -> dict[str, Any]:
-        """The report as ``REPORT.json`` holds it."""
-        return {
+        """The report as ``REPORT.json`` holds it (``parked`` only when something is parked)."""
+        report: dict[str, Any] = {
             "environment": self.environment,
             "outcome": self.outcome,
             "drifted": [
@@ -130,6 +152,9 @@ class DriftReport:
             "unapplied": [{"address": item.address, "actions": list(item.actions)} for item in self.unapplied],
             "errors": list(self.errors),
         }
+        if self.parked:
+            report["parked"] = [{"address": item.address, "endpoint": item.endpoint} for item in self.parked]
+        return report
 
     def _headline(self) -> str:
         env = f"`{self.environment}`"
@@ -139,6 +164,9 @@ class DriftReport:
             return f"Drift in {env}: {_count(len(self.drifted), 'resource')} changed outside Terraform."
         if self.outcome == "unapplied":
             return f"No drift in {env}, but code is not applied yet: {_count(len(self.unapplied), 'change')}."
+        if self.parked:
+            endpoints = _count(len({item.endpoint for item in self.parked}), "endpoint")
+            return f"No drift in {env}: all is as last applied but {endpoints} parked by the idle policy."
         return f"No drift in {env}: the infrastructure is as last applied, and all the code is applied."
 
     def text(self) -> str:
@@ -150,6 +178,9 @@ class DriftReport:
         if self.unapplied:
             lines.append("Code not yet applied:")
             lines += [f"  {item.address}: {', '.join(item.actions)}" for item in self.unapplied]
+        if self.parked:
+            lines.append("Parked endpoints:")
+            lines += [f"  {item.address}: {PARKED} ({item.endpoint})" for item in self.parked]
         lines += [f"  {line}" for error in self.errors for line in error.splitlines()]
         return "\n".join(lines) + "\n"
 
@@ -166,6 +197,10 @@ class DriftReport:
         if self.unapplied:
             lines = ["Code not yet applied:" if not self.drifted else "Also in the code but not applied yet:"]
             lines += [f"- `{item.address}`: {', '.join(item.actions)}" for item in self.unapplied]
+            parts.append("\n".join(lines))
+        if self.parked:
+            lines = ["Parked endpoints (not drift):"]
+            lines += [f"- `{item.address}`: {PARKED} (`{item.endpoint}`)" for item in self.parked]
             parts.append("\n".join(lines))
         if self.drifted:
             parts.append(
@@ -186,6 +221,41 @@ def _drift_text(item: DriftedResource, quote: str) -> str:
     if not item.attributes:
         return item.action
     return f"{item.action} of " + ", ".join(f"{quote}{path}{quote}" for path in item.attributes)
+
+
+def parked_resources(plan: Mapping[str, Any]) -> dict[str, str]:
+    """``{address: endpoint}`` of the ``resource_drift`` entries that parking an endpoint explains.
+
+    A parked endpoint is an ``aws_sagemaker_endpoint`` deleted outside Terraform whose prior state carries
+    :data:`IDLE_TAG` = ``delete_endpoint``. The deletions of the scalable targets and scaling policies of its
+    variants (``endpoint/<name>/variant/...``) go with it. Nothing else is: not an update, not an untagged
+    endpoint, not another endpoint's scaling.
+    """
+    entries = [e for e in plan.get("resource_drift", []) if isinstance(e, Mapping) and _deleted(e) is not None]
+    endpoints = {}
+    for entry in entries:
+        before = _deleted(entry) or {}
+        tags = {**(before.get("tags") or {}), **(before.get("tags_all") or {})}
+        if entry.get("type") == "aws_sagemaker_endpoint" and tags.get(IDLE_TAG) == "delete_endpoint":
+            endpoints[str(entry.get("address"))] = str(before.get("name"))
+    parked = dict(endpoints)
+    for entry in entries:
+        before = _deleted(entry) or {}
+        resource_id = str(before.get("resource_id", ""))
+        for name in endpoints.values():
+            scaling = entry.get("type") in _SCALING_TYPES and before.get("service_namespace") == "sagemaker"
+            if scaling and resource_id.startswith(f"endpoint/{name}/variant/"):
+                parked[str(entry.get("address"))] = name
+    return parked
+
+
+def _deleted(entry: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The prior state of a resource the entry shows deleted, else None."""
+    change = entry.get("change")
+    if not isinstance(change, Mapping) or change.get("actions") != ["delete"] or entry.get("deposed"):
+        return None
+    before = change.get("before")
+    return before if isinstance(before, Mapping) else None
 
 
 # --- reading the two plans -------------------------------------------------------------------------------
@@ -238,15 +308,30 @@ def read_plan(plan: PlanRun, errors: list[str]) -> dict[str, Any] | None:
         return None
 
 
-def assess(env_name: str, refresh: PlanRun, code: PlanRun) -> DriftReport:
-    """The report from the refresh-only plan (``refresh``) and the plan of the code (``code``)."""
+def assess(
+    env_name: str, refresh: PlanRun, code: PlanRun, ignored: Mapping[str, Sequence[str]] | None = None
+) -> DriftReport:
+    """The report from the refresh-only plan (``refresh``) and the plan of the code (``code``).
+
+    ignored: the attribute paths each resource's ``lifecycle.ignore_changes`` names (``ignored_changes``): a
+    change of those alone is not drift.
+    """
     report = DriftReport(env_name)
     try:
         refreshed = read_plan(refresh, report.errors)
         if refreshed:
-            drifts = resource_drift(refreshed)
+            drifts = resource_drift(refreshed, ignored)
+            parked = parked_resources(refreshed)
             report.drifted = sorted(
-                (DriftedResource(drift.address, "-".join(drift.actions), drift.attributes) for drift in drifts),
+                (
+                    DriftedResource(drift.address, "-".join(drift.actions), drift.attributes)
+                    for drift in drifts
+                    if drift.address not in parked
+                ),
+                key=lambda item: item.address,
+            )
+            report.parked = sorted(
+                (ParkedResource(d.address, parked[d.address]) for d in drifts if d.address in parked),
                 key=lambda item: item.address,
             )
         planned = read_plan(code, report.errors)
@@ -296,6 +381,7 @@ def run_check(stack_dir: Path, env_name: str, *, init: bool = False, timeout: fl
         env_name,
         PlanRun("refresh-only plan", runs["refresh"], shown.get("refresh")),
         PlanRun("plan of the code", runs["code"], shown.get("code")),
+        ignored_changes(json.loads((stack_dir / "cdk.tf.json").read_text())),
     )
 
 

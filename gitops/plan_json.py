@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -290,14 +290,41 @@ class Drift:
 VOLATILE_ATTRIBUTES = frozenset({"latest_restorable_time"})
 
 
-def resource_drift(plan: Mapping[str, Any]) -> list[Drift]:
+IGNORE_ALL = ("",)
+"""The ignored paths of a resource with ``ignore_changes = all``: every attribute."""
+
+
+def ignored_changes(configuration: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """``{address: attribute paths}`` of the ``lifecycle.ignore_changes`` of a synthesized ``cdk.tf.json``.
+
+    What the configuration tells Terraform to leave alone, something else owns by design: cluster-autoscaler
+    moves a node group's desired size, an off-hours schedule its bounds. A refresh-only plan still reports those
+    changes (Terraform leaves them out of the normal plan only), so the drift check must leave them out itself.
+    """
+    ignored: dict[str, tuple[str, ...]] = {}
+    for resource_type, by_name in (configuration.get("resource") or {}).items():
+        for name, config in by_name.items():
+            paths = (config.get("lifecycle") or {}).get("ignore_changes") if isinstance(config, Mapping) else None
+            if paths == "all" or paths == ["all"]:
+                ignored[f"{resource_type}.{name}"] = IGNORE_ALL
+            elif paths:
+                ignored[f"{resource_type}.{name}"] = tuple(str(path) for path in paths)
+    return ignored
+
+
+def _is_ignored(path: str, ignored: Sequence[str]) -> bool:
+    return any(not rule or path == rule or path.startswith((f"{rule}.", f"{rule}[")) for rule in ignored)
+
+
+def resource_drift(plan: Mapping[str, Any], ignored: Mapping[str, Sequence[str]] | None = None) -> list[Drift]:
     """The ``resource_drift`` entries of a plan, with the attribute paths whose values differ.
 
     A resource deleted outside Terraform has no attributes left to compare; its list is empty. An update
     whose only differences are between null and an empty collection is left out: that is the provider
     normalizing what it read, not a change (the state of a resource created without tags of its own
     records ``tags = null``, and every later read gives ``{}``). So is an update of
-    :data:`VOLATILE_ATTRIBUTES` alone, which AWS changes by itself.
+    :data:`VOLATILE_ATTRIBUTES` alone, which AWS changes by itself, and one of attributes the configuration
+    ignores (``ignored``, from :func:`ignored_changes`) alone.
     """
     drifts = []
     for entry, change in _entries(plan, "resource_drift"):
@@ -307,7 +334,8 @@ def resource_drift(plan: Mapping[str, Any]) -> list[Drift]:
             attributes = tuple(
                 changed_paths(before, after, change.get("before_sensitive"), change.get("after_sensitive"))
             )
-            if not set(attributes) - VOLATILE_ATTRIBUTES:
+            rules = (ignored or {}).get(_address(entry), ())
+            if not {path for path in attributes if not _is_ignored(path, rules)} - VOLATILE_ATTRIBUTES:
                 continue
         drifts.append(Drift(_address(entry), tuple(change["actions"]), attributes))
     return drifts

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from constructs.core.context import OWNER_TAG_KEYS
 from constructs.core.settings import Settings
+from constructs.cost.settings import CostAllocationSettings
 from constructs.gitops.settings import GithubActionsSettings, StateStoreSettings
 
 from stacks.environment import OwnerTags, ResourcePrefix
@@ -24,12 +25,14 @@ class BootstrapConfig(Settings):
     tags: the cost-attribution tags of the bootstrap's resources; their ``environment`` tag is ``shared``.
     github: which workflows of the repository the roles trust.
     state: the state bucket's history and access-log retention.
+    cost: the account's cost allocation tags and team cost category.
     """
 
     resource_prefix: ResourcePrefix
     tags: OwnerTags
     github: GithubActionsSettings = GithubActionsSettings()
     state: StateStoreSettings = StateStoreSettings()
+    cost: CostAllocationSettings = CostAllocationSettings()
 
     @property
     def resource_tags(self) -> dict[str, str]:

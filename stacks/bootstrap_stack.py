@@ -1,7 +1,8 @@
 """The account-level bootstrap stack: deployed once by hand, before the environments and their workflows.
 
 It holds what the environment stacks cannot manage themselves: the Terraform state bucket (their state lives in
-it) and the GitHub OIDC provider with the roles the workflows assume (.github/workflows, docs/gitops.md). Its own
+it), the GitHub OIDC provider with the roles the workflows assume (.github/workflows, docs/gitops.md), and the
+account-wide cost allocation (the owner tags activated, the team cost category the team budgets filter on). Its own
 state starts local and moves into the bucket it creates (docs/state-bootstrap.md).
 """
 
@@ -15,6 +16,7 @@ from constructs.core.bindings import aws
 from constructs.core.checks import suppress
 from constructs.core.context import PlatformContext
 from constructs.core.errors import ConfigurationError
+from constructs.cost.allocation import CostAllocation
 from constructs.gitops.github import (
     GithubActionsRole,
     GithubActionsRoleProps,
@@ -193,6 +195,7 @@ class BootstrapStack(TerraformStack):
         )
         self._grant_plans(environments)
         self._grant_deploys(environments, account, oidc, roles, iam_service_prefixes())
+        self.cost_allocation = CostAllocation(self, "cost-allocation") if config.cost.activate_tags else None
         self._outputs(oidc)
         Aspects.of(self).add(security_checks(gpu_enabled=False, protected=True))
 

@@ -25,6 +25,7 @@ EMULATED_SERVICES: tuple[str, ...] = (
     "appautoscaling",
     "autoscaling",
     "budgets",
+    "ce",
     "cloudwatch",
     "dynamodb",
     "ec2",
@@ -40,6 +41,7 @@ EMULATED_SERVICES: tuple[str, ...] = (
     "route53",
     "s3",
     "sagemaker",
+    "scheduler",
     "secretsmanager",
     "sns",
     "sqs",
@@ -51,7 +53,7 @@ EMULATED_SERVICES: tuple[str, ...] = (
 # IAM's name of a service whose endpoint key differs from it; the others share the name.
 _IAM_PREFIXES = {"appautoscaling": "application-autoscaling", "elbv2": "elasticloadbalancing"}
 # Global services and S3, whose resources a deploy role reaches by name rather than by region.
-_NOT_REGIONAL = ("budgets", "iam", "route53", "s3", "sts")
+_NOT_REGIONAL = ("budgets", "ce", "iam", "route53", "s3", "sts")
 
 
 def iam_service_prefixes() -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Self
 
 from constructs.core.context import OWNER_TAG_KEYS
 from constructs.core.errors import ConfigurationError, require, require_field
-from constructs.core.formats import IamRoleName
+from constructs.core.formats import IamRoleName, TagValue
 from constructs.core.instance_types import is_accelerated
 from constructs.core.settings import IDENTITY, REVIEWED, Settings, choice, matches, walk_fields
 from constructs.cost.settings import BudgetSettings
@@ -25,6 +25,7 @@ from constructs.eks.settings import EksClusterSettings
 from constructs.kubeflow.settings import KubeflowSettings
 from constructs.mlflow.settings import MlflowSettings
 from constructs.network.settings import EKS_UNSUPPORTED_ZONE_IDS, NetworkSettings
+from constructs.sagemaker.idle_settings import check_idle_policy
 from constructs.sagemaker.settings import SageMakerEndpointSettings, SageMakerTrainingSettings
 from constructs.serving.settings import ModelServingSpec
 from constructs.storage.settings import PlatformKeysSettings, StorageSettings
@@ -59,18 +60,6 @@ def cross_section_rules_deferred() -> Iterator[None]:
         yield
     finally:
         _deferring_cross_section_rules.reset(token)
-
-
-# AWS allows Unicode letters, digits, spaces and _ . : / = + - @ in tag values (up to 256). The platform keeps
-# them ASCII, with no space at either end: Cost Explorer and budget filters match tag values exactly, and a
-# tab, a newline or a trailing space is a second, invisible value of the same tag.
-TagValue = Annotated[
-    str,
-    matches(
-        r"[A-Za-z0-9_.:/=+\-@](?:[A-Za-z0-9_.:/=+\-@ ]{0,254}[A-Za-z0-9_.:/=+\-@])?",
-        "a tag value of 1-256 ASCII letters, digits, spaces and _ . : / = + - @, not starting or ending with a space",
-    ),
-]
 
 
 class OwnerTags(Settings):
@@ -211,8 +200,11 @@ class EnvironmentConfig(Settings):
         self._kubeflow_fits()
         self._serving_fits()
         self._gpus_fit()
+        if self.sagemaker is not None:
+            check_idle_policy(self.sagemaker, protected=self.protected)
         if self.protected:
             self._protects_data()
+            self._stays_on()
         return self
 
     def _zones_fit(self) -> None:
@@ -362,6 +354,13 @@ class EnvironmentConfig(Settings):
                         model.gpus,
                         f"at most {gpu_group.gpus_per_instance} (the GPUs of one node of the GPU node group)",
                     )
+                    # A served model keeps its GPU nodes up; a clock that takes them away stops the model.
+                    require_field(
+                        gpu_group.off_hours is None,
+                        "eks.gpu_node_group.off_hours",
+                        gpu_group.off_hours.model_dump() if gpu_group.off_hours is not None else None,
+                        f"None while model {model.name!r} is served on GPUs (the off hours would stop it every night)",
+                    )
 
     def _gpus_fit(self) -> None:
         """Training quotas and served models' GPUs are promises on the same GPU node group: they must fit in it."""
@@ -384,6 +383,17 @@ class EnvironmentConfig(Settings):
             "group's GPUs at its maximum size): raise eks.gpu_node_group.max_size, or share idle GPUs between teams "
             "through a cohort instead of overcommitting",
         )
+
+    def _stays_on(self) -> None:
+        """A protected environment's capacity is never switched off by the clock: its users work at any hour."""
+        gpu_group = self.eks.gpu_node_group if self.eks is not None else None
+        if gpu_group is not None:
+            require_field(
+                gpu_group.off_hours is None,
+                "eks.gpu_node_group.off_hours",
+                gpu_group.off_hours.model_dump() if gpu_group.off_hours is not None else None,
+                "None when protected is True (production GPUs stop when idle, never by the clock)",
+            )
 
     def _protects_data(self) -> None:
         require_field(

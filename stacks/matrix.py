@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from constructs.cost.settings import BudgetSettings
-from constructs.eks.settings import EksClusterSettings, EksGpuNodeGroupSettings, EksNodeGroupSettings
+from constructs.eks.settings import EksClusterSettings, EksGpuNodeGroupSettings, EksNodeGroupSettings, OffHours
 from constructs.kubeflow.settings import GpuNodeQuota, KubeflowSettings, NodeQuota, TeamSettings
 from constructs.mlflow.settings import MlflowDatabaseSettings, MlflowIngressSettings, MlflowSettings
 from constructs.network.settings import NetworkSettings
+from constructs.sagemaker.idle_settings import EndpointIdleSettings
 from constructs.sagemaker.settings import (
     DEFAULT_CONTAINER_ENVIRONMENT,
     InstanceVariantSettings,
@@ -184,6 +185,8 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
                 desired_size=0,
                 capacity_type="SPOT",
                 disk_size_gib=100,
+                # No GPU node from 20:00 to 07:00 on weekdays and over the weekend, like the training cluster.
+                off_hours=OffHours(stop_cron="0 20 * * 1-5", start_cron="0 7 * * 1-5", time_zone="America/New_York"),
             ),
         ),
         # Production's node types at a quarter of its size, all spot, and switched off every night.
@@ -211,6 +214,15 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             termination_wait_seconds=300,
             log_retention_days=30,
             image_keep_count=30,
+            # An hour without a request deletes the endpoint (configuration and model stay) until the next deploy;
+            # weekday evenings park it whatever the traffic, so nights and weekends cost no GPU.
+            idle=EndpointIdleSettings(
+                idle_minutes=60,
+                action="delete_endpoint",
+                parking_cron="0 20 * * 1-5",
+                schedule_time_zone="America/New_York",
+                log_retention_days=30,
+            ),
         ),
         sagemaker_training=SageMakerTrainingSettings(
             instance_type="ml.p3.8xlarge",

@@ -326,3 +326,18 @@ IamRoleName = Annotated[
     matches(rf"{_IAM_NAME}{{1,64}}", "an IAM role name: 1-64 letters, digits and +=,.@_- (no path, no wildcard)"),
 ]
 """The name of one IAM role of the account."""
+
+
+# --- tags -------------------------------------------------------------------------------------------------------
+
+# AWS allows Unicode letters, digits, spaces and _ . : / = + - @ in tag values (up to 256). The platform keeps
+# them ASCII, with no space at either end: Cost Explorer and budget filters match tag values exactly, and a
+# tab, a newline or a trailing space is a second, invisible value of the same tag.
+TagValue = Annotated[
+    str,
+    matches(
+        r"[A-Za-z0-9_.:/=+\-@](?:[A-Za-z0-9_.:/=+\-@ ]{0,254}[A-Za-z0-9_.:/=+\-@])?",
+        "a tag value of 1-256 ASCII letters, digits, spaces and _ . : / = + - @, not starting or ending with a space",
+    ),
+]
+"""A cost-attribution tag value (``team``, ``cost_center``, ``project``): what Cost Explorer and budgets match."""

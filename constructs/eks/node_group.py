@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cdktf import ITerraformDependable, TerraformResourceLifecycle, Token
 from constructs import Construct
@@ -69,6 +70,8 @@ class EksNodeGroupProps:
     autoscaler_resources: extended resources per node (``{"nvidia.com/gpu": "1"}``) announced to
       cluster-autoscaler, so it can scale the group up from zero for pods that request them.
     depends_on: resources that must exist before nodes join (cluster access, networking add-ons).
+    scheduled_bounds: scheduled actions set the group's minimum and maximum (off hours): Terraform sets them at
+      creation only, and the schedule that restores them carries the configured values.
     """
 
     name: str
@@ -81,6 +84,7 @@ class EksNodeGroupProps:
     taints: tuple[NodeTaint, ...] = ()
     autoscaler_resources: Mapping[str, str] = field(default_factory=dict)
     depends_on: Sequence[ITerraformDependable] = ()
+    scheduled_bounds: bool = False
 
 
 def autoscaler_tags(
@@ -189,6 +193,9 @@ class EksNodeGroup(Construct):
             ],
         )
 
+        # EKS reports the Auto Scaling group's current sizes: cluster-autoscaler moves the desired size, and off-hours
+        # schedules the bounds.
+        scaled_outside_terraform = ["desired_size", *(("min_size", "max_size") if props.scheduled_bounds else ())]
         self.node_group = aws.eks_node_group.EksNodeGroup(
             self,
             "node-group",
@@ -218,7 +225,8 @@ class EksNodeGroup(Construct):
             # deploying principal's access and the networking add-ons exist.
             depends_on=[*self.role_attachments, *props.depends_on],
             lifecycle=TerraformResourceLifecycle(
-                create_before_destroy=True, ignore_changes=["scaling_config[0].desired_size"]
+                create_before_destroy=True,
+                ignore_changes=[f"scaling_config[0].{size}" for size in scaled_outside_terraform],
             ),
         )
 
@@ -281,6 +289,43 @@ class EksGpuNodeGroup(Construct):
                 taints=(GPU_TAINT,),
                 autoscaler_resources={GPU_RESOURCE: str(props.settings.gpus_per_instance)},
                 depends_on=props.depends_on,
+                scheduled_bounds=props.settings.off_hours is not None,
             ),
         )
         self.node_group = self.group.node_group
+        self.off_hours = self._off_hours(props.name) if props.settings.off_hours is not None else None
+
+    def _off_hours(self, name: str) -> tuple[Any, Any]:
+        """The nightly stop and the morning start, as scheduled actions of the group's Auto Scaling group.
+
+        EKS creates the Auto Scaling group, so its bounds are set there rather than on the node group (whose
+        maximum cannot be 0); cluster-autoscaler reads them, and EKS drains nodes the group terminates.
+        """
+        s = self.settings
+        hours = s.off_hours
+        assert hours is not None
+        asg_name = self.node_group.resources.get(0).autoscaling_groups.get(0).name
+        stop = aws.autoscaling_schedule.AutoscalingSchedule(
+            self,
+            "off-hours-stop",
+            scheduled_action_name=f"{name}-off-hours-stop",
+            autoscaling_group_name=asg_name,
+            recurrence=hours.stop_cron,
+            time_zone=hours.time_zone,
+            min_size=0,
+            max_size=0,
+            desired_capacity=0,
+        )
+        # -1 leaves the desired capacity to cluster-autoscaler: it starts nodes once GPU pods are pending.
+        start = aws.autoscaling_schedule.AutoscalingSchedule(
+            self,
+            "off-hours-start",
+            scheduled_action_name=f"{name}-off-hours-start",
+            autoscaling_group_name=asg_name,
+            recurrence=hours.start_cron,
+            time_zone=hours.time_zone,
+            min_size=s.min_size,
+            max_size=s.max_size,
+            desired_capacity=-1,
+        )
+        return stop, start

@@ -6,7 +6,14 @@ from datetime import date
 from typing import Annotated, Literal, Self
 
 from constructs.core.errors import FieldError, require, require_field
-from constructs.core.formats import IamRoleArn, LogRetentionDays, private_cidr_block, public_cidr_block
+from constructs.core.formats import (
+    Cron,
+    IamRoleArn,
+    LogRetentionDays,
+    TimeZone,
+    private_cidr_block,
+    public_cidr_block,
+)
 from constructs.core.instance_types import NVIDIA_GPU_INSTANCES, Ec2InstanceType, NvidiaGpuInstanceType, is_accelerated
 from constructs.core.settings import Settings, choice
 from constructs.eks.releases import (
@@ -68,6 +75,30 @@ class EksNodeGroupSettings(Settings):
         return self
 
 
+class OffHours(Settings):
+    """When a group's GPU capacity is switched off outside working hours.
+
+    stop_cron: when it stops (5-field cron in ``time_zone``), such as ``'0 20 * * 1-5'`` (weekday evenings).
+    start_cron: when it may run again, such as ``'0 7 * * 1-5'`` (weekday mornings): Friday evening's stop then
+      lasts the weekend.
+    time_zone: IANA time zone of both, so the hours follow daylight saving time.
+    """
+
+    stop_cron: Cron
+    start_cron: Cron
+    time_zone: TimeZone = "UTC"
+
+    @model_validator(mode="after")
+    def _stop_differs_from_start(self) -> Self:
+        require_field(
+            self.stop_cron != self.start_cron,
+            "start_cron",
+            self.start_cron,
+            f"a schedule other than stop_cron ({self.stop_cron!r}): both at once leave the capacity undefined",
+        )
+        return self
+
+
 class EksGpuNodeGroupSettings(EksNodeGroupSettings):
     """Per-environment shape of the GPU node group.
 
@@ -75,6 +106,10 @@ class EksGpuNodeGroupSettings(EksNodeGroupSettings):
     scaled from zero (``min_size`` 0) so an idle platform pays for no GPU, on Spot unless the environment asks
     for On-Demand. Every instance type must be an NVIDIA x86_64 type, all with the same number of GPUs (one
     node shape per group: cluster-autoscaler builds one node template per group).
+
+    off_hours: a nightly and weekend stop: from ``stop_cron`` to ``start_cron`` the group's Auto Scaling group
+      holds no node (its maximum is 0, so cluster-autoscaler cannot start one; running GPU pods are drained and
+      evicted at the stop), then its bounds return to ``min_size``/``max_size``. None: GPUs whenever pods ask.
     """
 
     instance_types: Annotated[tuple[NvidiaGpuInstanceType, ...], Field(min_length=1)] = ("g5.xlarge", "g5.2xlarge")
@@ -83,6 +118,7 @@ class EksGpuNodeGroupSettings(EksNodeGroupSettings):
     desired_size: Annotated[int, Field(ge=0, le=100)] = 0
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "SPOT"
     disk_size_gib: Annotated[int, Field(ge=20, le=2000)] = 100
+    off_hours: OffHours | None = None
 
     @model_validator(mode="after")
     def _one_node_shape(self) -> Self:

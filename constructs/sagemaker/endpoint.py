@@ -30,6 +30,8 @@ from constructs.sagemaker.execution_role import (
     https_only_security_group,
     require_vpc_network,
 )
+from constructs.sagemaker.idle import EndpointIdlePolicy, EndpointIdlePolicyProps
+from constructs.sagemaker.idle_settings import IDLE_TAG
 from constructs.sagemaker.image_repository import ModelImageRepository, ModelImageRepositoryProps
 from constructs.sagemaker.images import ResolvedImage, default_pytorch_image, resolve_image, uses_own_repository
 from constructs.sagemaker.settings import (
@@ -77,7 +79,8 @@ class SageMakerEndpoint(Construct):
     to create network interfaces, one model per served version,
     an endpoint configuration (KMS-encrypted volumes unless an instance type has local NVMe storage,
     whose volumes the instance encrypts in hardware; data capture), the endpoint with its
-    deployment guardrails, and target-tracking autoscaling per instance variant.
+    deployment guardrails, target-tracking autoscaling per instance variant and, with ``settings.idle``, the
+    idle policy (:class:`~constructs.sagemaker.idle.EndpointIdlePolicy`; the endpoint is tagged with it).
     """
 
     def __init__(self, scope: Construct, id: str, props: SageMakerEndpointProps) -> None:
@@ -154,6 +157,7 @@ class SageMakerEndpoint(Construct):
         self.endpoint: Any | None = None
         self.scalable_targets: dict[str, Any] = {}
         self.scaling_policies: dict[str, Any] = {}
+        self.idle: EndpointIdlePolicy | None = None
         if s.deployed:
             self._deploy()
 
@@ -260,10 +264,15 @@ class SageMakerEndpoint(Construct):
             # A new model version updates the endpoint in place; replacing it (a renamed model) is an outage
             # and starts its invocation metrics and alarms from nothing.
             lifecycle=prevent_destroy(self.props.context.protected),
+            # The drift check reads a deleted endpoint with this tag as parked by its idle policy.
+            tags={IDLE_TAG: s.idle.action} if s.idle is not None else None,
         )
         if s.autoscaling:
             for variant in s.variants:
                 self._autoscaling(variant.name)
+        if s.idle is not None:
+            idle = EndpointIdlePolicyProps.of_endpoint(self.props.context, self.endpoint_name, s, self.props.logs_key)
+            self.idle = EndpointIdlePolicy(self, "idle", idle)
 
     def _vpc_network(self) -> None:
         # Created with the model that attaches it, so no group (and no permission to create network

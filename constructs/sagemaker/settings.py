@@ -11,6 +11,7 @@ from constructs.core.errors import FieldError, require_field
 from constructs.core.formats import LogRetentionDays
 from constructs.core.instance_types import SageMakerInstanceType
 from constructs.core.settings import IDENTITY, Settings, choice, matches, predicate, unique
+from constructs.sagemaker.idle_settings import EndpointIdleSettings
 from constructs.sagemaker.images import InferenceImage, TrainingImage, default_pytorch_image
 from constructs.storage.settings import S3KeyPrefix
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -196,6 +197,9 @@ class SageMakerEndpointSettings(Settings):
     log_retention_days: retention of the endpoint's log group (a CloudWatch Logs retention value).
     image_keep_count, untagged_image_expiry_days, image_force_delete: the image repository's lifecycle (see
       :class:`ImageRepositorySettings`).
+    idle: what happens when the endpoint serves nothing for a while, and its night parking (see
+      :class:`~constructs.sagemaker.idle_settings.EndpointIdleSettings`); None leaves an idle endpoint running.
+      Instance variants only: a serverless variant already costs nothing while idle.
     """
 
     model_name: Annotated[ModelName, IDENTITY] = "inference"
@@ -231,6 +235,7 @@ class SageMakerEndpointSettings(Settings):
     image_keep_count: ImageKeepCount = 30
     untagged_image_expiry_days: UntaggedImageExpiryDays = 7
     image_force_delete: bool = False
+    idle: EndpointIdleSettings | None = None
 
     @field_validator("container_environment", mode="before")
     @classmethod
@@ -258,6 +263,8 @@ class SageMakerEndpointSettings(Settings):
             self._check_serverless()
         else:
             self._check_instances()
+        if self.idle is not None:
+            self._check_idle(self.idle)
         if self.inference_image is None:
             try:
                 default_pytorch_image(self.instance_types, training=False)
@@ -327,6 +334,21 @@ class SageMakerEndpointSettings(Settings):
             self.wait_interval_seconds,
             f"a baking time whose deployment (baking steps, termination wait and {PROVISIONING_ALLOWANCE_SECONDS} s "
             f"provisioning) fits SageMaker's {MAX_DEPLOYMENT_SECONDS} s limit",
+        )
+
+    def _check_idle(self, idle: EndpointIdleSettings) -> None:
+        require_field(
+            not self.serverless,
+            "idle",
+            idle.model_dump(),
+            "None for a serverless endpoint (a serverless variant costs nothing while idle)",
+        )
+        require_field(
+            idle.action == "delete_endpoint" or self.min_instance_count < self.max_instance_count,
+            "idle.action",
+            idle.action,
+            f"'delete_endpoint' when min_instance_count equals max_instance_count ({self.min_instance_count}): "
+            "every variant always runs at its minimum, so scaling to it saves nothing",
         )
 
     @property

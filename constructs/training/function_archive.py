@@ -1,58 +1,18 @@
-"""The idle-shutdown function's deployment package, built reproducibly at synthesis."""
+"""The idle-shutdown function's deployment package (the builder is :mod:`constructs.core.function_archive`)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
-import os
-import tempfile
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from constructs.core.errors import ConfigurationError
+from constructs.core import function_archive
+from constructs.core.function_archive import FUNCTIONS_DIR, FunctionArchive
 
-FUNCTION_SOURCE = Path(__file__).resolve().parent.parent.parent / "functions" / "idle_shutdown"
+FUNCTION_SOURCE = FUNCTIONS_DIR / "idle_shutdown"
 
-
-@dataclass(frozen=True)
-class FunctionArchive:
-    """A Lambda deployment package built at synthesis.
-
-    path: the zip file (in a content-addressed folder under the system's temp directory).
-    sha256_hex: its SHA-256, hex (names the asset folder).
-    sha256_base64: its SHA-256, base64: what Lambda reports as CodeSha256 and Terraform's source_code_hash.
-    """
-
-    path: Path
-    sha256_hex: str
-    sha256_base64: str
+__all__ = ["FUNCTION_SOURCE", "FunctionArchive", "build_function_archive"]
 
 
 def build_function_archive(source: Path) -> FunctionArchive:
-    """Zip ``source``'s Python files reproducibly: sorted, stored, with fixed timestamps and modes.
-
-    The same code always gives the same bytes, on any machine, so ``source_code_hash`` changes only when
-    the code does; ``__pycache__`` and anything that is not ``*.py`` stay out of the package.
-    """
-    files = sorted(p for p in source.rglob("*.py") if "__pycache__" not in p.parts)
-    if not files:
-        raise ConfigurationError("GpuTrainingCluster", "function source", str(source), "a folder with *.py files")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for path in files:
-            entry = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-            entry.external_attr = 0o644 << 16
-            archive.writestr(entry, path.read_bytes())
-    data = buffer.getvalue()
-    digest = hashlib.sha256(data)
-    folder = Path(tempfile.gettempdir()) / "ml-platform-assets" / digest.hexdigest()
-    target = folder / f"{source.name}.zip"
-    if not target.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        # Write-then-rename, so a concurrent synthesis never sees a partial file.
-        partial = folder / f".{target.name}.{os.getpid()}"
-        partial.write_bytes(data)
-        partial.replace(target)
-    return FunctionArchive(target, digest.hexdigest(), base64.b64encode(digest.digest()).decode())
+    """Zip ``source``'s Python files reproducibly (see :func:`constructs.core.function_archive.build_function_archive`);
+    an error names the GPU training cluster, whose function this package is."""
+    return function_archive.build_function_archive(source, owner="GpuTrainingCluster")

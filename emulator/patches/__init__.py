@@ -17,6 +17,7 @@ from emulator.patches import (
     application_autoscaling,
     autoscaling,
     budgets,
+    cost_explorer,
     ec2,
     eks,
     iam,
@@ -36,5 +37,6 @@ PATCH_MODULES: tuple[ModuleType, ...] = (
     lambda_functions,
     rds,
     acm,
+    cost_explorer,
 )
 """The patch modules, in the order their ``apply()`` runs."""

@@ -9,6 +9,8 @@ What moto 5.2.5 gets wrong for the hashicorp/aws 5.100.0 provider:
   they are accepted in addition to moto's list.
 * A model's ``EnableNetworkIsolation`` and an endpoint's deployment configuration are not kept (found by
   deploying the platform's own stacks, ``tests/test_emulator_deploy.py``).
+* ``DeleteEndpoint`` leaves the Application Auto Scaling targets and policies of the endpoint's variants; SageMaker
+  deregisters them (found by the idle policy's ``delete_endpoint``, ``tests/sagemaker/test_idle_emulator.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from emulator.moto_helpers import strip_empty, wrap
+from emulator.moto_helpers import store_lock, strip_empty, wrap
 
 # GPU families the platform serves on that moto 5.2.5's endpoint-config validation does not list.
 _SAGEMAKER_SIZES = ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")
@@ -79,7 +81,39 @@ def _patch_requested_settings() -> None:
     wrap(SageMakerResponse, "create_endpoint", keep_deployment_config)
 
 
+def _patch_delete_endpoint_deregisters_scaling() -> None:
+    """Deleting an endpoint deregisters its variants' scalable targets and deletes their scaling policies.
+
+    SageMaker's guide ("Delete endpoints configured for auto scaling") says Application Auto Scaling deregisters
+    the variants of a deleted endpoint; moto 5.2.5 keeps them, so a refresh after an endpoint was deleted outside
+    Terraform still found its scaling.
+    """
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    def deregister_scaling(original: Callable[..., Any]) -> Callable[..., Any]:
+        def delete_endpoint(self: Any, endpoint_name: str) -> None:
+            original(self, endpoint_name)
+            scaling = applicationautoscaling_backends[self.account_id][self.region_name]
+            prefix = f"endpoint/{endpoint_name}/variant/"
+
+            def of_endpoint(item: Any) -> bool:
+                return bool(item.service_namespace == "sagemaker" and item.resource_id.startswith(prefix))
+
+            with store_lock:
+                for targets in scaling.targets.values():
+                    for resource_id in [r for r, target in targets.items() if of_endpoint(target)]:
+                        del targets[resource_id]
+                for key in [k for k, policy in scaling.policies.items() if of_endpoint(policy)]:
+                    del scaling.policies[key]
+
+        return delete_endpoint
+
+    wrap(SageMakerModelBackend, "delete_endpoint", deregister_scaling)
+
+
 def apply() -> None:
     """Apply the SageMaker patches (once per process: see ``emulator.server.apply_patches``)."""
     _patch_empty_configs_and_gpu_types()
     _patch_requested_settings()
+    _patch_delete_endpoint_deregisters_scaling()

@@ -423,6 +423,7 @@ SERVICE_OF_TYPE = {
     "aws_route53_": "route53",
     "aws_s3_": "s3",
     "aws_sagemaker_": "sagemaker",
+    "aws_scheduler_": "scheduler",
     "aws_secretsmanager_": "secretsmanager",
     "aws_sns_": "sns",
     "aws_sqs_": "sqs",

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,20 +178,25 @@ def record(emulator: Emulator, scratch: Path) -> dict[str, dict[str, Any]]:
     return recorder.manifest
 
 
-def main() -> int:
-    """Record everything into :data:`RECORDED` (replacing what is there)."""
+def record_into(folder: Path, recording: Callable[[Emulator, Path], dict[str, dict[str, Any]]]) -> int:
+    """Run ``recording`` on a fresh emulator and write its files and their manifest into ``folder`` (emptied first)."""
     started = time.monotonic()
-    RECORDED.mkdir(exist_ok=True)
-    for old in RECORDED.iterdir():
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
         old.unlink()
     version = json.loads(subprocess.run(["terraform", "version", "-json"], capture_output=True, check=True).stdout)
-    with start_emulator() as emulator, tempfile.TemporaryDirectory(prefix="gitops-record-") as scratch:
+    with start_emulator() as emulator, tempfile.TemporaryDirectory(prefix=f"gitops-{folder.name}-") as scratch:
         emulator.reset()
-        manifest = record(emulator, Path(scratch))
+        manifest = recording(emulator, Path(scratch))
     document = {"terraform_version": version["terraform_version"], "files": dict(sorted(manifest.items()))}
-    (RECORDED / "manifest.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    (folder / "manifest.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     print(f"recorded {len(manifest)} files in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def main() -> int:
+    """Record everything into :data:`RECORDED` (replacing what is there)."""
+    return record_into(RECORDED, record)
 
 
 if __name__ == "__main__":

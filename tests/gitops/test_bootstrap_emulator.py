@@ -266,6 +266,27 @@ def test_key_policy_lets_the_github_roles_and_the_deployer_use_the_key_through_s
     assert as_list(admins["Principal"]["AWS"]) == [deployer]
 
 
+def test_owner_tags_are_active_for_cost_allocation_and_the_team_category_inherits_team(applied, emulator) -> None:
+    ce = emulator.client("ce")
+    keys = ["environment", "team", "cost_center", "project"]
+    tags = ce.list_cost_allocation_tags(TagKeys=keys)["CostAllocationTags"]
+    assert {tag["TagKey"]: tag["Status"] for tag in tags} == dict.fromkeys(keys, "Active")
+    # moto cannot list categories: the ARN AWS returned at creation is in the state.
+    state = json.loads((applied.workdir / f"terraform.{BOOTSTRAP_STACK}.tfstate").read_text())
+    (arn,) = [
+        instance["attributes"]["arn"]
+        for resource in state["resources"]
+        if resource["type"] == "aws_ce_cost_category"
+        for instance in resource["instances"]
+    ]
+    category = ce.describe_cost_category_definition(CostCategoryArn=arn)["CostCategory"]
+    assert category["Name"] == "ml-platform-team"
+    assert category["Rules"] == [
+        {"Type": "INHERITED_VALUE", "InheritedValue": {"DimensionName": "TAG", "DimensionKey": "team"}}
+    ]
+    assert category["DefaultValue"] == "no-team"
+
+
 # --- the bootstrap's own state, moved into the bucket it created ------------------------------------------
 
 

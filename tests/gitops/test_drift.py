@@ -17,7 +17,7 @@ import pytest
 
 from gitops import drift
 from gitops.drift import TerraformRun
-from gitops.plan_json import changed_paths, load_plan, parse_plan_stream, resource_drift
+from gitops.plan_json import changed_paths, ignored_changes, load_plan, parse_plan_stream, resource_drift
 
 RECORDED = Path(__file__).resolve().parent / "recorded"
 MANIFEST: dict[str, Any] = json.loads((RECORDED / "manifest.json").read_text())["files"]
@@ -220,6 +220,43 @@ def test_a_database_moving_its_latest_restorable_time_forward_is_not_drift() -> 
     database["change"]["after"] = {"identifier": "renamed", "latest_restorable_time": "2026-12-02T10:05:00Z"}
     (drifted, _) = resource_drift(plan)
     assert drifted.attributes == ("identifier", "latest_restorable_time")
+
+
+def test_what_the_configuration_ignores_is_not_drift(synth_dir) -> None:
+    # cluster-autoscaler moved the desired size and staging's off-hours stop the bounds: the configuration leaves both
+    # to them (lifecycle.ignore_changes), and the refresh-only plan reports them all the same.
+    staging = json.loads((synth_dir / "stacks" / "staging" / "cdk.tf.json").read_text())
+    ignored = ignored_changes(staging)
+    (group,) = [address for address in ignored if address.startswith("aws_eks_node_group.platform_eks_gpu-nodes")]
+    assert ignored[group] == (
+        "scaling_config[0].desired_size",
+        "scaling_config[0].min_size",
+        "scaling_config[0].max_size",
+    )
+    plan = load_plan(recorded("check-drift.refresh.json"))
+    topic = next(entry for entry in plan["resource_drift"] if entry["address"] == "aws_sns_topic.alerts")
+    scaling = {"desired_size": 0, "max_size": 4, "min_size": 0}
+    node_group = {
+        "address": group,
+        "change": {
+            "actions": ["update"],
+            "before": {"node_group_name": "mlp-staging-gpu-1", "scaling_config": [scaling]},
+            "after": {
+                "node_group_name": "mlp-staging-gpu-1",
+                "scaling_config": [{"desired_size": 0, "max_size": 0, "min_size": 0}],
+            },
+        },
+    }
+    plan["resource_drift"] = [node_group, topic]
+    assert [item.address for item in resource_drift(plan)] == [group, "aws_sns_topic.alerts"]
+    assert [item.address for item in resource_drift(plan, ignored)] == ["aws_sns_topic.alerts"]
+    # A change the configuration does not ignore is still drift, and names every path that differs.
+    node_group["change"]["after"]["node_group_name"] = "renamed"
+    (drifted, _) = resource_drift(plan, ignored)
+    assert drifted.attributes == ("node_group_name", "scaling_config[0].max_size")
+    # "ignore_changes = all" leaves a resource's updates to whoever changes it.
+    assert ignored_changes({"resource": {"t": {"n": {"lifecycle": {"ignore_changes": "all"}}}}}) == {"t.n": ("",)}
+    assert [item.address for item in resource_drift(plan, {group: ("",)})] == ["aws_sns_topic.alerts"]
 
 
 def test_changed_paths_stop_at_a_sensitive_value() -> None:
@@ -425,3 +462,138 @@ def test_the_environment_must_be_a_name(stacks: Path) -> None:
     with pytest.raises(SystemExit) as exited:
         drift.main(["../prod", "--stacks-dir", str(stacks)])
     assert exited.value.code == 2
+
+
+# --- an endpoint parked by its idle policy ----------------------------------------------------------------
+
+PARKED_RECORDED = Path(__file__).resolve().parent / "recorded_parked"
+PARKED_MANIFEST: dict[str, Any] = json.loads((PARKED_RECORDED / "manifest.json").read_text())["files"]
+PARKED_SCENARIO = {
+    "aws_appautoscaling_policy.parked": "recorded-parked",
+    "aws_appautoscaling_target.parked": "recorded-parked",
+    "aws_sagemaker_endpoint.parked": "recorded-parked",
+}
+UNTAGGED_SCENARIO = [
+    "aws_appautoscaling_policy.untagged",
+    "aws_appautoscaling_target.untagged",
+    "aws_sagemaker_endpoint.untagged",
+]
+
+
+def parked_plan() -> dict[str, Any]:
+    """``show -json`` of the refresh-only plan recorded after the idle function parked ``recorded-parked`` and
+    ``recorded-untagged`` was deleted by hand (``tests/gitops/record_parked.py``)."""
+    return load_plan((PARKED_RECORDED / "check-parked.refresh.json").read_text())
+
+
+def parked_replay(plan: dict[str, Any] | None = None) -> Replay:
+    """The recorded check of the parked scenario, with ``plan`` as the shown refresh-only plan if given."""
+
+    def run(name: str) -> TerraformRun:
+        return TerraformRun(PARKED_MANIFEST[name]["exit_code"], (PARKED_RECORDED / name).read_text())
+
+    shown = TerraformRun(0, json.dumps(plan)) if plan is not None else run("check-parked.refresh.json")
+    return Replay(
+        "clean",
+        refresh=run("check-parked.refresh.jsonl"),
+        code=run("check-parked.code.jsonl"),
+        **{"show-refresh": shown},
+    )
+
+
+def _without_untagged(plan: dict[str, Any]) -> dict[str, Any]:
+    plan["resource_drift"] = [e for e in plan["resource_drift"] if e["address"] not in UNTAGGED_SCENARIO]
+    return plan
+
+
+def _entry(plan: dict[str, Any], address: str) -> dict[str, Any]:
+    return next(entry for entry in plan["resource_drift"] if entry["address"] == address)
+
+
+def test_the_drift_check_knows_the_tag_the_idle_policy_sets() -> None:
+    from constructs.sagemaker.idle_settings import IDLE_TAG
+
+    assert drift.IDLE_TAG == IDLE_TAG
+
+
+def test_the_recorded_parking_is_the_endpoint_its_scaling_and_nothing_else() -> None:
+    assert drift.parked_resources(parked_plan()) == PARKED_SCENARIO
+
+
+def test_a_parked_endpoint_is_reported_as_parked_beside_real_drift(
+    monkeypatch: pytest.MonkeyPatch, stacks: Path
+) -> None:
+    code, report, markdown = check(monkeypatch, stacks, parked_replay())
+    assert code == 2
+    # The endpoint deleted by hand, and the scaling AWS removed with it, stay drift.
+    assert report["drifted"] == [
+        {"address": address, "action": "delete", "attributes": []} for address in UNTAGGED_SCENARIO
+    ]
+    assert report["parked"] == [{"address": a, "endpoint": e} for a, e in PARKED_SCENARIO.items()]
+    assert "- `aws_sagemaker_endpoint.parked`: parked by the idle policy: the next deploy recreates it " in markdown
+    assert "- `aws_sagemaker_endpoint.untagged`: deleted" in markdown
+
+
+def test_parking_alone_is_no_drift(
+    monkeypatch: pytest.MonkeyPatch, stacks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report, markdown = check(monkeypatch, stacks, parked_replay(_without_untagged(parked_plan())))
+    assert code == 0
+    assert (report["outcome"], report["drifted"], report["unapplied"]) == ("clean", [], [])
+    assert [item["address"] for item in report["parked"]] == list(PARKED_SCENARIO)
+    assert markdown.startswith("No drift in `dev`: all is as last applied but 1 endpoint parked by the idle policy.")
+    assert "Deploys to `dev` wait" not in markdown
+    assert capsys.readouterr().out.splitlines()[1:3] == [
+        "Parked endpoints:",
+        "  aws_appautoscaling_policy.parked: parked by the idle policy: the next deploy recreates it (recorded-parked)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda before: before.update(tags={}, tags_all={}), id="untagged"),
+        pytest.param(
+            lambda before: before.update(
+                tags={"ml-platform:idle-policy": "scale_to_minimum"},
+                tags_all={"ml-platform:idle-policy": "scale_to_minimum"},
+            ),
+            id="tagged-for-scaling-only",
+        ),
+    ],
+)
+def test_an_endpoint_without_the_delete_tag_is_drift_with_its_scaling(
+    monkeypatch: pytest.MonkeyPatch, stacks: Path, change: Any
+) -> None:
+    plan = _without_untagged(parked_plan())
+    change(_entry(plan, "aws_sagemaker_endpoint.parked")["change"]["before"])
+    assert drift.parked_resources(plan) == {}
+    code, report, _ = check(monkeypatch, stacks, parked_replay(plan))
+    assert code == 2
+    assert [item["address"] for item in report["drifted"]] == list(PARKED_SCENARIO)
+    assert "parked" not in report
+
+
+def test_a_tagged_endpoint_changed_rather_than_deleted_is_drift(monkeypatch: pytest.MonkeyPatch, stacks: Path) -> None:
+    plan = _without_untagged(parked_plan())
+    plan["resource_drift"] = [e for e in plan["resource_drift"] if e["address"] == "aws_sagemaker_endpoint.parked"]
+    endpoint = plan["resource_drift"][0]["change"]
+    endpoint["actions"] = ["update"]
+    endpoint["after"] = {**endpoint["before"], "endpoint_config_name": "changed-by-hand"}
+    code, report, _ = check(monkeypatch, stacks, parked_replay(plan))
+    assert code == 2
+    assert report["drifted"] == [
+        {"address": "aws_sagemaker_endpoint.parked", "action": "update", "attributes": ["endpoint_config_name"]}
+    ]
+    assert "parked" not in report
+
+
+def test_scaling_removed_without_its_endpoint_is_drift(monkeypatch: pytest.MonkeyPatch, stacks: Path) -> None:
+    plan = _without_untagged(parked_plan())
+    plan["resource_drift"] = [e for e in plan["resource_drift"] if e["type"] != "aws_sagemaker_endpoint"]
+    code, report, _ = check(monkeypatch, stacks, parked_replay(plan))
+    assert code == 2
+    assert [item["address"] for item in report["drifted"]] == [
+        "aws_appautoscaling_policy.parked",
+        "aws_appautoscaling_target.parked",
+    ]

@@ -119,13 +119,15 @@ def test_a_gpu_model_overcommitting_the_gpu_node_group_with_the_teams_is_rejecte
     assert spare >= 0, "the matrix itself overcommits"
     # One GPU beyond what the teams leave, at max_replicas.
     chat = model("chat", gpus=1, min_replicas=1, max_replicas=spare + 1)
-    error = rejected({env: {"serving": [chat]}}, env)
+    # A GPU model keeps its nodes through the night: no off hours (tests/eks/test_off_hours.py).
+    always_on = {"eks.gpu_node_group.off_hours": None}
+    error = rejected({env: {"serving": [chat], **always_on}}, env)
     assert (error.field, error.value) == ("serving", {**quotas, "model chat": spare + 1})
     assert error.allowed.startswith(f"GPU quotas and models' GPUs (at max_replicas) adding up to at most {capacity} ")
     assert "raise eks.gpu_node_group.max_size" in error.allowed
     # Grown by the nodes the model needs, in the same override, the model fits next to the teams.
     max_size = -(-(sum(quotas.values()) + spare + 1) // per_node)
-    configs = with_overrides({env: {"serving": [chat], "eks.gpu_node_group.max_size": max_size}})
+    configs = with_overrides({env: {"serving": [chat], "eks.gpu_node_group.max_size": max_size, **always_on}})
     assert configs[env].eks.gpu_node_group.max_size == max_size > gpu_group(env).max_size
     assert [(m.name, m.max_gpus) for m in configs[env].serving] == [("chat", spare + 1)]
 

@@ -297,9 +297,10 @@ def _assert_training_cluster(
     # Owner tags reach what default_tags cannot: the instances and volumes the ASG launches.
     assert {"instance", "volume"} <= {spec["ResourceType"] for spec in data["TagSpecifications"]}
 
-    (function_state,) = state["aws_lambda_function"]
+    # Staging also has the SageMaker idle function and the budgets' topic: the training cluster's are found by name.
+    (function_state,) = [f for f in state["aws_lambda_function"] if f["function_name"].endswith("-idle-shutdown")]
     function = aws("lambda").get_function(FunctionName=function_state["function_name"])["Configuration"]
-    (topic_state,) = state["aws_sns_topic"]
+    (topic_state,) = [t for t in state["aws_sns_topic"] if t["name"] == f"{config.name_prefix}-training-events"]
     assert function["DeadLetterConfig"]["TargetArn"] == topic_state["arn"]
     assert function["Environment"]["Variables"]["ASG_NAME"] == asg["AutoScalingGroupName"]
     alarms = aws("cloudwatch").describe_alarms(AlarmNamePrefix=config.name_prefix)["MetricAlarms"]

@@ -29,6 +29,7 @@ PROD_PROTECTED = {
     ("aws_kms_key", "prod/platform/keys/eks-secrets"),
     ("aws_kms_key", "prod/platform/keys/logs"),
     ("aws_kms_key", "prod/platform/training/notifications-key"),
+    ("aws_kms_key", "prod/platform/budget/alerts-key"),
     ("aws_kms_key", "prod/platform/mlflow-database/secret-key"),
     ("aws_db_instance", "prod/platform/mlflow-database/instance"),
     ("aws_secretsmanager_secret", "prod/platform/mlflow/admin-secret"),

@@ -95,9 +95,9 @@ def test_every_key_is_administered_by_the_deploying_role_and_only_read_by_the_ac
     # The session's role, not the session: an assumed-role ARN is no valid key policy principal.
     assert session["arn"] == data_ref(stack, "aws_caller_identity", "platform/account", "arn")
     keys = resources(stack, "aws_kms_key")
-    # Every key: the platform's three, MLflow's secrets key, and the training cluster's notifications key where
-    # there is one.
-    assert len(keys) == (5 if env in ("staging", "prod") else 4)
+    # Every key: the platform's three, MLflow's secrets key, the cost alerts' key, and the training cluster's
+    # notifications key where there is one.
+    assert len(keys) == (6 if env in ("staging", "prod") else 5)
     for key in keys.values():
         statements = policy(key["policy"])["Statement"]
         assert statements[0] == {
