@@ -18,7 +18,7 @@ export CHECKPOINT_DISABLE := 1
 ML_PLATFORM_TF_MIRROR ?= $(shell find / -maxdepth 4 -type d -path '*tf-plugins' 2>/dev/null | head -n 1)
 export ML_PLATFORM_TF_MIRROR
 
-.PHONY: install synth test test-fast lint typecheck format bench check-config compare-synth diff deploy destroy clean checkov scan drift rehearse
+.PHONY: install synth test test-fast lint typecheck format bench check-config compare-synth diff deploy destroy clean checkov scan drift rehearse cost
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,12 @@ format: $(PY_STAMP)
 
 bench: $(PY_STAMP)
 	$(PY) bench/synth.py
+
+## Synthesize, then print the monthly cost estimate of every stack from the dated price table (docs/costs.md).
+## Exits 2 when an instance type, region or count cannot be priced (nothing is ever priced at zero).
+cost: $(PY_STAMP)
+	$(PY) main.py
+	$(PY) -m costs --out "$${CDKTF_OUTDIR:-cdktf.out}"
 
 ENV ?= dev
 diff: install

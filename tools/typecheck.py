@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run mypy on constructs/, stacks/, gitops/ and main.py.
+"""Run mypy on constructs/, stacks/, gitops/, costs/ and main.py.
 
 Our ``constructs/`` folder joins the installed ``constructs`` library's package at run time (the library's
 ``__init__`` extends its ``__path__``; see the README, "Layout"), which a static checker cannot follow: it
@@ -48,7 +48,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="typecheck-") as scratch:
         modules = overlay(Path(scratch))
         arguments = [arg for module in modules for arg in ("-p", module)]
-        arguments += ["-p", "stacks", "-p", "gitops", "-m", "main"]
+        arguments += ["-p", "stacks", "-p", "gitops", "-p", "costs", "-m", "main"]
         env = {**os.environ, "MYPYPATH": os.pathsep.join([scratch, str(ROOT)])}
         command = [sys.executable, "-m", "mypy", "--cache-dir", str(ROOT / ".mypy_cache"), *arguments]
         result = subprocess.run(command, cwd=ROOT, env=env, check=False, capture_output=True, text=True)
