@@ -45,7 +45,7 @@ synth: install
 	node_modules/.bin/cdktf synth
 
 ## Lint and type checks, then the whole test suite, including the emulator deploy test and the GitOps emulator tests
-## (about 7.5 minutes on 2 cores).
+## (about 8 minutes on 2 cores).
 ## One pytest worker per core: the emulator deploy test (mostly the AWS provider's own waits) starts first on one,
 ## the rest of the suite runs on the others meanwhile. --no-loadscope-reorder keeps the file order of
 ## tests/conftest.py (longest first); xdist's default orders files by their number of tests instead.

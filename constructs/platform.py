@@ -7,95 +7,35 @@ resources of one feature another one uses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
-
-from cdktf import TerraformOutput
+from cdktf import TerraformOutput, TerraformProvider
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
+from constructs.core.errors import require
 from constructs.cost.budget import CostBudget, CostBudgetProps
-from constructs.cost.settings import BudgetSettings
 from constructs.eks.ingress import AccessLogs
 from constructs.eks.platform import EksPlatform, EksPlatformProps
-from constructs.eks.settings import EksClusterSettings
 from constructs.kubeflow.platform import KubeflowTraining, KubeflowTrainingProps
-from constructs.kubeflow.settings import KubeflowSettings
 from constructs.kubeflow.teams import TeamStorage
 from constructs.mlflow.database import MlflowDatabase, MlflowDatabaseProps
 from constructs.mlflow.server import MlflowTrackingServer, MlflowTrackingServerProps
-from constructs.mlflow.settings import MlflowSettings
+from constructs.monitoring.monitoring import Monitoring, MonitoringProps
 from constructs.network.network import PlatformNetwork, PlatformNetworkProps
-from constructs.network.settings import NetworkSettings
+from constructs.platform_config import PlatformConfig
+from constructs.resilience.front import ServingFront, ServingFrontProps
+from constructs.resilience.region import SecondaryRegion, SecondaryRegionProps
+from constructs.resilience.regional_api import FrontRegion
+from constructs.resilience.replication import ArtifactReplication
+from constructs.resilience.standby import serving_standby
 from constructs.sagemaker.endpoint import SageMakerEndpoint, SageMakerEndpointProps
-from constructs.sagemaker.settings import SageMakerEndpointSettings, SageMakerTrainingSettings
 from constructs.sagemaker.training import SageMakerTraining, SageMakerTrainingProps
 from constructs.serving.model import ModelServing, ModelServingProps
-from constructs.serving.settings import ModelServingSpec
 from constructs.storage.keys import PlatformKeys, PlatformKeysProps
 from constructs.storage.ml_storage import MlStorage, MlStorageProps
-from constructs.storage.settings import PlatformKeysSettings, StorageSettings
 from constructs.training.cluster import GpuTrainingCluster, GpuTrainingClusterProps
-from constructs.training.settings import GpuTrainingClusterSettings
 
 # Key prefix of the load balancers' access logs in the access-log bucket (one folder per load balancer below it).
 LOAD_BALANCER_LOG_PREFIX = "load-balancers"
-
-
-class PlatformConfig(Protocol):
-    """What the platform needs to know about one environment: its names, its tags and one section per feature.
-
-    A section that is None builds nothing of that feature. ``protected`` environments keep their stateful
-    resources out of Terraform's reach (``prevent_destroy``, rule PROT-1).
-    """
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def name_prefix(self) -> str: ...
-
-    @property
-    def resource_tags(self) -> Mapping[str, str]: ...
-
-    @property
-    def protected(self) -> bool: ...
-
-    @property
-    def deployer_role(self) -> str | None: ...
-
-    @property
-    def network(self) -> NetworkSettings: ...
-
-    @property
-    def keys(self) -> PlatformKeysSettings: ...
-
-    @property
-    def storage(self) -> StorageSettings: ...
-
-    @property
-    def budget(self) -> BudgetSettings: ...
-
-    @property
-    def eks(self) -> EksClusterSettings | None: ...
-
-    @property
-    def training(self) -> GpuTrainingClusterSettings | None: ...
-
-    @property
-    def sagemaker(self) -> SageMakerEndpointSettings | None: ...
-
-    @property
-    def sagemaker_training(self) -> SageMakerTrainingSettings | None: ...
-
-    @property
-    def mlflow(self) -> MlflowSettings | None: ...
-
-    @property
-    def kubeflow(self) -> KubeflowSettings | None: ...
-
-    @property
-    def serving(self) -> tuple[ModelServingSpec, ...]: ...
 
 
 def internal_clients(config: PlatformConfig) -> tuple[str, ...]:
@@ -107,11 +47,19 @@ def internal_clients(config: PlatformConfig) -> tuple[str, ...]:
 class MlPlatform(Construct):
     """One environment's ML platform: network, keys, data storage, compute and cost controls.
 
+    With ``failover`` (and a secondary region), :attr:`sagemaker_standby` is the same SageMaker endpoint built a
+    second time, in the secondary region (:class:`SecondaryRegion`: its network, logs key and recovery key), serving
+    the artifacts :attr:`artifact_replication` copies there and the images the bootstrap stack's ECR replication
+    copies there (docs/disaster-recovery.md); otherwise both are None.
+
     The platform's endpoints and names are exposed as Terraform outputs, so ``cdktf output`` (or a
     CI job) can hand them to users and tools.
     """
 
-    def __init__(self, scope: Construct, id: str, config: PlatformConfig) -> None:
+    def __init__(
+        self, scope: Construct, id: str, config: PlatformConfig, *, secondary_provider: TerraformProvider | None = None
+    ) -> None:
+        """secondary_provider: the AWS provider of ``config.secondary_region`` (required when it is set)."""
         super().__init__(scope, id)
         self.config = config
         identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "account")
@@ -137,6 +85,29 @@ class MlPlatform(Construct):
         c = self.context
 
         self.keys = PlatformKeys(self, "keys", PlatformKeysProps(context=c, settings=config.keys))
+        self.secondary: SecondaryRegion | None = None
+        if config.secondary_region is not None:
+            require(
+                secondary_provider is not None,
+                self.node.path,
+                "secondary_provider",
+                None,
+                f"the AWS provider of secondary_region {config.secondary_region}",
+            )
+            assert secondary_provider is not None
+            self.secondary = SecondaryRegion(
+                self,
+                "secondary",
+                SecondaryRegionProps(
+                    context=c,
+                    provider=secondary_provider,
+                    region_name=config.secondary_region,
+                    key_administrators=self.keys.administrators,
+                    keys=config.keys,
+                    failover=config.failover if config.sagemaker is not None else None,
+                    storage=config.storage,
+                ),
+            )
         self.network = PlatformNetwork(
             self,
             "network",
@@ -197,9 +168,11 @@ class MlPlatform(Construct):
             )
         self.load_balancer_logs = self._load_balancer_logs()
         self._sagemaker(config)
+        self._failover(config)
         self._mlflow(config)
         self._kubeflow(config)
         self._serving(config)
+        self._monitoring(config)
         self._outputs()
 
     def _load_balancer_logs(self) -> AccessLogs | None:
@@ -227,6 +200,11 @@ class MlPlatform(Construct):
                     private_subnets=tuple(self.network.private_subnets),
                 ),
             )
+        self.sagemaker_standby: SageMakerEndpoint | None = None
+        self.artifact_replication: ArtifactReplication | None = None
+        if config.failover is not None and self.sagemaker is not None and self.secondary is not None:
+            standby = serving_standby(self, self.secondary, self.sagemaker)
+            self.sagemaker_standby, self.artifact_replication = standby.endpoint, standby.replication
         self.sagemaker_training: SageMakerTraining | None = None
         if config.sagemaker_training is not None:
             self.sagemaker_training = SageMakerTraining(
@@ -243,6 +221,34 @@ class MlPlatform(Construct):
                     private_subnets=tuple(self.network.private_subnets),
                 ),
             )
+
+    def _failover(self, config: PlatformConfig) -> None:
+        # Only a published model has an endpoint to fail over, in either region.
+        self.failover: ServingFront | None = None
+        s = config.sagemaker
+        if config.failover is None or s is None or self.sagemaker is None or self.sagemaker.endpoint is None:
+            return
+        secondary = self.secondary
+        require(
+            secondary is not None and secondary.logs_key is not None,
+            self.node.path,
+            "secondary_region",
+            config.secondary_region,
+            "a secondary region with the failover standby (its logs key) when failover is set",
+        )
+        assert secondary is not None and secondary.logs_key is not None
+        self.failover = ServingFront(
+            self,
+            "failover",
+            ServingFrontProps(
+                settings=config.failover,
+                endpoint_name=self.sagemaker.endpoint_name,
+                primary=FrontRegion("primary", self.context, self.keys.logs),
+                secondary=FrontRegion("secondary", secondary.context, secondary.logs_key, secondary.provider),
+                log_retention_days=s.log_retention_days,
+                error_5xx_threshold=s.error_5xx_threshold,
+            ),
+        )
 
     def _mlflow(self, config: PlatformConfig) -> None:
         c = self.context
@@ -263,6 +269,7 @@ class MlPlatform(Construct):
                 logs_key=self.keys.logs,
                 key_administrators=self.keys.administrators,
                 keys=config.keys,
+                recovery_region=self.secondary,
             ),
         )
         self.mlflow = MlflowTrackingServer(
@@ -331,6 +338,24 @@ class MlPlatform(Construct):
                 ),
             )
 
+    def _monitoring(self, config: PlatformConfig) -> None:
+        # Last: it watches whatever the other features built.
+        self.monitoring = Monitoring(
+            self,
+            "monitoring",
+            MonitoringProps(
+                context=self.context,
+                settings=config.monitoring,
+                key_administrators=self.keys.administrators,
+                keys=config.keys,
+                logs_key=self.keys.logs,
+                sagemaker=self.sagemaker,
+                database=self.mlflow_database,
+                eks=self.eks,
+                training=self.training,
+            ),
+        )
+
     def _outputs(self) -> None:
         outputs: dict[str, tuple[object, str]] = {
             "vpc_id": (self.network.vpc.id, "VPC of the platform"),
@@ -345,6 +370,11 @@ class MlPlatform(Construct):
                 "SNS topic the environment's budgets alert (subscribe chat or paging integrations to it)",
             ),
         }
+        if self.monitoring.topic is not None:
+            outputs["alerts_topic_arn"] = (
+                self.monitoring.topic.arn,
+                "SNS topic the environment's alarms notify (subscribe chat or paging integrations to it)",
+            )
         if self.training is not None:
             outputs["gpu_training_asg_name"] = (self.training.asg.name, "GPU training cluster: scale it to run jobs")
             outputs["gpu_training_launch_template_id"] = (
@@ -389,6 +419,22 @@ class MlPlatform(Construct):
             outputs["sagemaker_image_repository_url"] = (
                 self.sagemaker.image_repository.repository_url,
                 "ECR repository for the platform's serving images",
+            )
+        if self.sagemaker_standby is not None and self.secondary is not None:
+            assert self.secondary.model_artifacts is not None
+            outputs["sagemaker_standby_endpoint_name"] = (
+                self.sagemaker_standby.endpoint_name,
+                "The SageMaker endpoint's standby in the secondary region (same name, that region)",
+            )
+            outputs["model_artifacts_replica_bucket"] = (
+                self.secondary.model_artifacts.name,
+                "Replica of the model artifacts in the secondary region (models/<model_name>/ replicated there)",
+            )
+        if self.failover is not None:
+            outputs["serving_failover_url"] = (
+                self.failover.url,
+                "SigV4-signed (service execute-api) inference requests: the primary region's endpoint, or the "
+                "secondary's while the primary is unhealthy",
             )
         if self.sagemaker_training is not None:
             outputs["sagemaker_training_job_spec"] = (

@@ -121,14 +121,14 @@ class Emulator:
         """The URL every AWS client (boto3, the Terraform provider) should use."""
         return f"http://{self.host}:{self.port}"
 
-    def client(self, service: str) -> Any:
-        """A boto3 client for ``service`` (boto3's name) in :data:`REGION`, with the credentials the provider uses."""
+    def client(self, service: str, region: str = REGION) -> Any:
+        """A boto3 client for ``service`` (boto3's name) in ``region``, with the credentials the provider uses."""
         import boto3
 
         return boto3.client(
             service,
             endpoint_url=self.endpoint,
-            region_name=REGION,
+            region_name=region,
             aws_access_key_id=EMULATOR_CREDENTIALS["access_key"],
             aws_secret_access_key=EMULATOR_CREDENTIALS["secret_key"],
         )

@@ -1,16 +1,26 @@
 """The account-level bootstrap stack: deployed once by hand, before the environments and their workflows.
 
 It holds what the environment stacks cannot manage themselves: the Terraform state bucket (their state lives in
-it), the GitHub OIDC provider with the roles the workflows assume (.github/workflows, docs/gitops.md), and the
-account-wide cost allocation (the owner tags activated, the team cost category the team budgets filter on). Its own
-state starts local and moves into the bucket it creates (docs/state-bootstrap.md).
+it), the GitHub OIDC provider with the roles the workflows assume (.github/workflows, docs/gitops.md), the
+account-wide cost allocation (the owner tags activated, the team cost category the team budgets filter on), and the
+registries' image replication to the secondary regions of environments with failover (one configuration per
+registry: constructs/resilience/image_replication.py). Its own state starts local and moves into the bucket it
+creates (docs/state-bootstrap.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from cdktf import Aspects, TerraformOutput, TerraformStack, TerraformVariable, TerraformVariableValidationConfig
+from cdktf import (
+    Aspects,
+    TerraformOutput,
+    TerraformProvider,
+    TerraformStack,
+    TerraformVariable,
+    TerraformVariableValidationConfig,
+)
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.checks import suppress
@@ -29,6 +39,8 @@ from constructs.gitops.permissions import READ_ONLY_POLICY, Account, DeployTarge
 from constructs.gitops.settings import GITHUB_REPOSITORY_PATTERN
 from constructs.gitops.state import StateStore, StateStoreProps
 from constructs.policy.pack import security_checks
+from constructs.resilience.api_logging import ApiGatewayLogging, ApiGatewayLoggingProps
+from constructs.resilience.image_replication import ImageReplication, ImageReplicationProps, ReplicatedRepositories
 from constructs.storage.settings import RESERVED_BUCKET_PREFIXES, RESERVED_BUCKET_SUFFIXES
 
 from stacks.account import SHARED_ENVIRONMENT_TAG, BootstrapConfig
@@ -136,7 +148,7 @@ class BootstrapStack(TerraformStack):
         from stacks.ml_platform_stack import emulator_arguments
 
         emulator = emulator_arguments(deployment.emulator_endpoint) if deployment.emulator_endpoint else {}
-        aws.provider.AwsProvider(
+        self.provider = aws.provider.AwsProvider(
             self,
             "aws",
             region=deployment.state_region,
@@ -196,8 +208,38 @@ class BootstrapStack(TerraformStack):
         self._grant_plans(environments)
         self._grant_deploys(environments, account, oidc, roles, iam_service_prefixes())
         self.cost_allocation = CostAllocation(self, "cost-allocation") if config.cost.activate_tags else None
+        self.api_logging = self._api_logging(config, environments, deployment, emulator)
+        self.image_replication = self._replicate_images(environments, deployment, identity.account_id, emulator)
         self._outputs(oidc)
         Aspects.of(self).add(security_checks(gpu_enabled=False, protected=True))
+
+    def _api_logging(
+        self,
+        config: BootstrapConfig,
+        environments: Mapping[str, EnvironmentConfig],
+        deployment: DeploymentSettings,
+        emulator: Mapping[str, Any],
+    ) -> ApiGatewayLogging | None:
+        """API Gateway's logging role in every region an environment's serving front runs in (both of its regions)."""
+        regions = sorted(
+            {r for c in environments.values() if c.failover is not None for r in (c.region, c.secondary_region) if r}
+        )
+        if not regions:
+            return None
+        providers: dict[str, TerraformProvider] = {
+            region: self.provider
+            if region == deployment.state_region
+            else aws.provider.AwsProvider(
+                self,
+                f"aws-{region}",
+                alias=region,
+                region=region,
+                default_tags=[aws.provider.AwsProviderDefaultTags(tags=config.resource_tags)],
+                **emulator,
+            )
+            for region in regions
+        }
+        return ApiGatewayLogging(self, "api-logging", ApiGatewayLoggingProps(context=self.context, providers=providers))
 
     def _grant_plans(self, environments: Mapping[str, EnvironmentConfig]) -> None:
         keys = [state_key(env) for env in environments]
@@ -216,7 +258,12 @@ class BootstrapStack(TerraformStack):
         for env, role in self.deploy_roles.items():
             config = environments[env]
             self.state.grant_read_write(role, state_key(env))
-            target = DeployTarget(environment=env, region=config.region, name_prefix=config.name_prefix)
+            target = DeployTarget(
+                environment=env,
+                region=config.region,
+                name_prefix=config.name_prefix,
+                secondary_region=config.secondary_region,
+            )
             suppress(
                 role,
                 "IAM-1",
@@ -235,6 +282,51 @@ class BootstrapStack(TerraformStack):
                     state_key_arn=self.state.key.arn,
                 ),
             )
+
+    def _replicate_images(
+        self,
+        environments: Mapping[str, EnvironmentConfig],
+        deployment: DeploymentSettings,
+        account_id: str,
+        emulator: dict[str, Any],
+    ) -> dict[str, ImageReplication]:
+        """The serving images of every environment with failover, copied to its secondary region on push.
+
+        A registry has one replication configuration, so it is the account's, not an environment's: one per primary
+        region, through an aliased provider where that is not the state's region.
+        """
+        by_region: dict[str, list[ReplicatedRepositories]] = {}
+        for config in environments.values():
+            if config.failover is not None and config.secondary_region is not None:
+                by_region.setdefault(config.region, []).append(
+                    ReplicatedRepositories(f"{config.name_prefix}/", config.secondary_region)
+                )
+        replications: dict[str, ImageReplication] = {}
+        for region, repositories in sorted(by_region.items()):
+            provider: TerraformProvider | None = None
+            if region != deployment.state_region:
+                # One provider per region for every account-level setting there (the API logging role's too).
+                existing = self.node.try_find_child(f"aws-{region}")
+                provider = (
+                    existing
+                    if isinstance(existing, TerraformProvider)
+                    else aws.provider.AwsProvider(
+                        self,
+                        f"aws-{region}",
+                        alias=region,
+                        region=region,
+                        default_tags=[aws.provider.AwsProviderDefaultTags(tags=self.context.owner_tags)],
+                        **emulator,
+                    )
+                )
+            replications[region] = ImageReplication(
+                self,
+                f"image-replication-{region}",
+                ImageReplicationProps(
+                    registry_id=account_id, source_region=region, repositories=repositories, provider=provider
+                ),
+            )
+        return replications
 
     def _outputs(self, oidc: GithubOidcProvider) -> None:
         TerraformOutput(self, "state_bucket_name", value=self.state.bucket.name, description="ML_PLATFORM_STATE_BUCKET")

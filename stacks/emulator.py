@@ -22,6 +22,7 @@ LOOPBACK_ENDPOINT = re.compile(
 # Verified with `terraform providers schema -json` against the offline 5.100.0 provider.
 EMULATED_SERVICES: tuple[str, ...] = (
     "acm",
+    "apigateway",
     "appautoscaling",
     "autoscaling",
     "budgets",

@@ -24,7 +24,9 @@ from constructs.cost.settings import BudgetSettings
 from constructs.eks.settings import EksClusterSettings
 from constructs.kubeflow.settings import KubeflowSettings
 from constructs.mlflow.settings import MlflowSettings
+from constructs.monitoring.settings import MonitoringSettings
 from constructs.network.settings import EKS_UNSUPPORTED_ZONE_IDS, NetworkSettings
+from constructs.resilience.settings import ServingFailoverSettings
 from constructs.sagemaker.idle_settings import check_idle_policy
 from constructs.sagemaker.settings import SageMakerEndpointSettings, SageMakerTrainingSettings
 from constructs.serving.settings import ModelServingSpec
@@ -32,20 +34,9 @@ from constructs.storage.settings import PlatformKeysSettings, StorageSettings
 from constructs.training.settings import GpuTrainingClusterSettings
 from pydantic import BaseModel, Field, model_validator
 
-# Regions the platform is tested against, each with the prefix of its availability zone IDs (use1-az1 is a zone of
-# us-east-1; `aws ec2 describe-availability-zones --region <region> --query 'AvailabilityZones[].ZoneId'` lists
-# them). Extend deliberately (each needs g5/p-family capacity).
-ZONE_ID_PREFIXES: Mapping[str, str] = {
-    "us-east-1": "use1",
-    "us-east-2": "use2",
-    "us-west-2": "usw2",
-    "eu-west-1": "euw1",
-    "eu-central-1": "euc1",
-    "eu-north-1": "eun1",
-    "ap-northeast-1": "apne1",
-    "ap-southeast-2": "apse2",
-}
-SUPPORTED_REGIONS: tuple[str, ...] = tuple(ZONE_ID_PREFIXES)
+from stacks import production
+from stacks.regions import SUPPORTED_REGIONS, ZONE_ID_PREFIXES
+
 # Environments holding production data: an override cannot switch their protection off.
 PROTECTED_ENVIRONMENTS = ("prod",)
 # Set while overrides are applied one at a time: the rules across sections run once all of them are in.
@@ -99,6 +90,8 @@ class EnvironmentConfig(Settings):
     resource_prefix: starts every resource name (``<resource_prefix>-<name>``: buckets, roles, the cluster, the
       endpoint); renaming it replaces those resources, so it is not a tag (see ``tags``).
     region: AWS region of every resource of the environment.
+    secondary_region: the region the environment recovers in when ``region`` fails (another supported region): the
+      MLflow database's backups are replicated there; None for none (a protected environment must have one).
     gpu_enabled: whether GPU (and other accelerated) instance types may appear anywhere in it.
     multi_az: production-grade availability: a NAT gateway per AZ and workloads spread over >= 3 AZs.
     protected: the environment holds data that must survive ``terraform destroy``: the security pack (rule
@@ -119,11 +112,16 @@ class EnvironmentConfig(Settings):
     kubeflow: Kubeflow Trainer, Kueue and the ML teams' namespaces on ``eks``, or None for none.
     serving: models served on ``eks``, each by its own Deployment behind an HTTPS load balancer (none by default:
       ``examples/model-serving.json`` adds some).
+    failover: the SageMaker endpoint served from ``secondary_region`` too, behind one host name that fails over
+      between the regions, or None (required in a protected environment that serves with SageMaker).
+    monitoring: alarms, their thresholds and subscribers, the dashboard and Container Insights (a protected
+      environment has alarms and at least one subscriber).
     """
 
     name: Annotated[EnvironmentName, REVIEWED]
     resource_prefix: Annotated[ResourcePrefix, IDENTITY]
     region: Annotated[str, choice(SUPPORTED_REGIONS), IDENTITY]
+    secondary_region: Annotated[str, choice(SUPPORTED_REGIONS), IDENTITY] | None = None
     gpu_enabled: Annotated[bool, REVIEWED]
     multi_az: bool
     protected: Annotated[bool, REVIEWED]
@@ -140,6 +138,8 @@ class EnvironmentConfig(Settings):
     mlflow: MlflowSettings | None
     kubeflow: KubeflowSettings | None
     serving: Annotated[tuple[ModelServingSpec, ...], Field(max_length=20)]
+    failover: ServingFailoverSettings | None = None
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @classmethod
     def _where(cls, data: dict[str, Any]) -> str:
@@ -195,6 +195,7 @@ class EnvironmentConfig(Settings):
                 "3 or more zone IDs when multi_az is True",
             )
         self._zones_fit()
+        production.regions_fit(self)
         self._deployer_fits()
         self._mlflow_fits()
         self._kubeflow_fits()
@@ -202,9 +203,7 @@ class EnvironmentConfig(Settings):
         self._gpus_fit()
         if self.sagemaker is not None:
             check_idle_policy(self.sagemaker, protected=self.protected)
-        if self.protected:
-            self._protects_data()
-            self._stays_on()
+        production.protected_fits(self)
         return self
 
     def _zones_fit(self) -> None:
@@ -384,56 +383,6 @@ class EnvironmentConfig(Settings):
             "through a cohort instead of overcommitting",
         )
 
-    def _stays_on(self) -> None:
-        """A protected environment's capacity is never switched off by the clock: its users work at any hour."""
-        gpu_group = self.eks.gpu_node_group if self.eks is not None else None
-        if gpu_group is not None:
-            require_field(
-                gpu_group.off_hours is None,
-                "eks.gpu_node_group.off_hours",
-                gpu_group.off_hours.model_dump() if gpu_group.off_hours is not None else None,
-                "None when protected is True (production GPUs stop when idle, never by the clock)",
-            )
-
-    def _protects_data(self) -> None:
-        require_field(
-            self.storage.prevent_destroy,
-            "storage.prevent_destroy",
-            self.storage.prevent_destroy,
-            "True when protected is True (Terraform must never destroy protected data)",
-        )
-        require_field(
-            self.keys.deletion_window_days == 30,
-            "keys.deletion_window_days",
-            self.keys.deletion_window_days,
-            "30 when protected is True (the longest window to cancel a key deletion)",
-        )
-        if self.mlflow is not None:
-            database = self.mlflow.database
-            for field, value in (
-                ("deletion_protection", database.deletion_protection),
-                ("final_snapshot", database.final_snapshot),
-            ):
-                require_field(
-                    value,
-                    f"mlflow.database.{field}",
-                    value,
-                    "True when protected is True (the experiment history must survive a destroy)",
-                )
-            require_field(
-                database.backup_retention_days >= 7,
-                "mlflow.database.backup_retention_days",
-                database.backup_retention_days,
-                "7 or more when protected is True (a week of point-in-time recovery)",
-            )
-        if self.eks is not None:
-            require_field(
-                not self.eks.public_access_cidrs,
-                "eks.public_access_cidrs",
-                self.eks.public_access_cidrs,
-                "empty when protected is True (a protected environment's Kubernetes API stays private)",
-            )
-
 
 def leaves(model: BaseModel) -> Iterator[tuple[str, Any]]:
     """(dotted path, value) of every field of ``model`` that is not itself settings, recursively.
@@ -458,15 +407,25 @@ def validate_matrix(configs: Mapping[str, EnvironmentConfig], changed: Collectio
     for key in PROTECTED_ENVIRONMENTS:
         if key in configs:
             require(configs[key].protected, where(key), "protected", configs[key].protected, "True (production data)")
-    blocks = {key: ipaddress.IPv4Network(config.network.vpc_cidr) for key, config in configs.items()}
-    keys = list(blocks)
-    for index, key in enumerate(keys):
-        for other in keys[:index]:
-            if blocks[key].overlaps(blocks[other]):
-                blamed, kept = (other, key) if other in changed and key not in changed else (key, other)
+    # Every VPC of every environment: its own, and its failover network in the secondary region.
+    blocks = {
+        (key, field): ipaddress.IPv4Network(network.vpc_cidr)
+        for key, config in configs.items()
+        for field, network in (
+            ("network.vpc_cidr", config.network),
+            ("failover.network.vpc_cidr", config.failover.network if config.failover else None),
+        )
+        if network is not None
+    }
+    places = list(blocks)
+    for index, place in enumerate(places):
+        for other in places[:index]:
+            if place[0] != other[0] and blocks[place].overlaps(blocks[other]):
+                blamed, kept = (other, place) if other[0] in changed and place[0] not in changed else (place, other)
+                owner = f"{kept[0]}'s" if kept[1] == "network.vpc_cidr" else f"{kept[0]}'s failover network's"
                 raise ConfigurationError(
-                    where(blamed),
-                    "network.vpc_cidr",
+                    where(blamed[0]),
+                    blamed[1],
                     str(blocks[blamed]),
-                    f"a block that does not overlap {kept}'s {blocks[kept]}",
+                    f"a block that does not overlap {owner} {blocks[kept]}",
                 )

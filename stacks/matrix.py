@@ -21,7 +21,9 @@ from constructs.cost.settings import BudgetSettings
 from constructs.eks.settings import EksClusterSettings, EksGpuNodeGroupSettings, EksNodeGroupSettings, OffHours
 from constructs.kubeflow.settings import GpuNodeQuota, KubeflowSettings, NodeQuota, TeamSettings
 from constructs.mlflow.settings import MlflowDatabaseSettings, MlflowIngressSettings, MlflowSettings
+from constructs.monitoring.settings import AlarmThresholds, MonitoringSettings
 from constructs.network.settings import NetworkSettings
+from constructs.resilience.settings import ServingFailoverSettings
 from constructs.sagemaker.idle_settings import EndpointIdleSettings
 from constructs.sagemaker.settings import (
     DEFAULT_CONTAINER_ENVIRONMENT,
@@ -70,6 +72,9 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             access_logging=False,
         ),
         budget=BudgetSettings(monthly_limit_usd=500, alert_emails=_ALERTS),
+        # A dashboard and Container Insights, no alarms: dev's capacity comes and goes on purpose and its outages
+        # page no one. Alarm changes are rehearsed in staging, which has production's alarms.
+        monitoring=MonitoringSettings(alarms=False, performance_log_retention_days=3),
         # A small CPU-only cluster. Its API endpoint is private as everywhere; an operator may open it
         # to named CIDRs with an override of eks.public_access_cidrs (never in a protected environment).
         eks=EksClusterSettings(
@@ -143,6 +148,8 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
     "staging": EnvironmentConfig(
         name="staging",
         region="us-east-1",
+        # Production's recovery rehearsed: the database's backups replicated to a second region.
+        secondary_region="us-west-2",
         gpu_enabled=True,
         multi_az=True,
         protected=False,
@@ -165,6 +172,23 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             access_logging=True,
         ),
         budget=BudgetSettings(monthly_limit_usd=3000, alert_emails=_ALERTS),
+        # Production's alarms with looser thresholds: a smaller database, spot GPUs that come and go, and an
+        # endpoint tested under load on purpose. An HTTPS integration URL is a secret: add it with an override
+        # file kept out of git (docs/monitoring.md), never here.
+        monitoring=MonitoringSettings(
+            alert_emails=_ALERTS,
+            thresholds=AlarmThresholds(
+                sagemaker_5xx_percent=10,
+                sagemaker_latency_p99_ms=3000,
+                rds_cpu_percent=90,
+                # Storage autoscaling grows the 20 GiB volume at 10 % free; below 1 GiB it did not keep up.
+                rds_free_storage_gib=1,
+                rds_free_memory_mib=64,
+                eks_pending_minutes=30,
+                training_capacity_unmet_minutes=60,
+            ),
+            performance_log_retention_days=7,
+        ),
         # Production's cluster shape; Spot GPU nodes, since a reclaimed node only costs a retried test.
         eks=EksClusterSettings(
             log_retention_days=30,
@@ -237,6 +261,7 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
                 max_allocated_storage_gib=100,
                 multi_az=True,
                 backup_retention_days=7,
+                replicated_backup_retention_days=7,
                 deletion_protection=True,
                 final_snapshot=True,
                 performance_insights=True,
@@ -271,6 +296,8 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
     "prod": EnvironmentConfig(
         name="prod",
         region="us-east-1",
+        # Where prod recovers when us-east-1 fails (docs/disaster-recovery.md).
+        secondary_region="us-west-2",
         gpu_enabled=True,
         multi_az=True,
         protected=True,
@@ -292,6 +319,23 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
             access_logging=True,
         ),
         budget=BudgetSettings(monthly_limit_usd=20000, alert_emails=_ALERTS),
+        # The strictest thresholds; every alarm notifies the alert address (and, through an override file kept out
+        # of git, the on-call integration: docs/monitoring.md).
+        monitoring=MonitoringSettings(
+            alert_emails=_ALERTS,
+            thresholds=AlarmThresholds(
+                sagemaker_5xx_percent=1,
+                sagemaker_latency_p99_ms=1000,
+                rds_cpu_percent=75,
+                # Storage autoscaling grows the volume at 10 % free (5 GiB of the first 50): 4 GiB means it did not.
+                rds_free_storage_gib=4,
+                rds_free_memory_mib=512,
+                eks_pending_minutes=15,
+                training_capacity_unmet_minutes=30,
+            ),
+            # A year of Container Insights performance events, like every other prod log group.
+            performance_log_retention_days=365,
+        ),
         # On-Demand GPU nodes (serving must not be reclaimed), volumes kept after their claims, and
         # extended support so EKS never force-upgrades production when standard support ends.
         eks=EksClusterSettings(
@@ -359,6 +403,7 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
                 max_allocated_storage_gib=500,
                 multi_az=True,
                 backup_retention_days=14,
+                replicated_backup_retention_days=14,
                 deletion_protection=True,
                 final_snapshot=True,
                 performance_insights=True,
@@ -393,6 +438,18 @@ MATRIX: Mapping[str, EnvironmentConfig] = {
         ),
         # Models served on EKS: none until one is declared (examples/model-serving.json shows how).
         serving=(),
+        # The SageMaker endpoint served from us-west-2 too, behind one host name that fails over between the regions
+        # (docs/disaster-recovery.md); the standby's network is small: two zones, one NAT gateway.
+        failover=ServingFailoverSettings(
+            hostname=f"models.{_DNS_ZONE}",
+            hosted_zone_name=_DNS_ZONE,
+            network=NetworkSettings(
+                vpc_cidr="10.130.0.0/16",
+                zone_ids=("usw2-az1", "usw2-az2"),
+                nat_gateways="single",
+                flow_log_retention_days=365,
+            ),
+        ),
     ),
 }
 

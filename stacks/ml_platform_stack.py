@@ -30,8 +30,9 @@ def emulator_arguments(endpoint: str) -> dict[str, Any]:
 class MlPlatformStack(TerraformStack):
     """The stack of one environment; ``cdktf deploy <env>`` deploys it.
 
-    It configures the AWS provider (region, default tags), the state backend and the security checks, and
-    hands the environment's configuration to the :class:`MlPlatform` construct.
+    It configures the AWS provider (region, default tags) and, with a secondary region, that region's aliased
+    provider, the state backend and the security checks, and hands the environment's configuration to the
+    :class:`MlPlatform` construct.
     """
 
     def __init__(self, scope: Construct, config: EnvironmentConfig, deployment: DeploymentSettings) -> None:
@@ -45,7 +46,20 @@ class MlPlatformStack(TerraformStack):
             default_tags=[aws.provider.AwsProviderDefaultTags(tags=config.resource_tags)],
             **emulator,
         )
+        # The secondary region's provider: an alias, so nothing lands there unless a construct asks for it.
+        self.secondary_provider = (
+            aws.provider.AwsProvider(
+                self,
+                "aws-secondary",
+                alias="secondary",
+                region=config.secondary_region,
+                default_tags=[aws.provider.AwsProviderDefaultTags(tags=config.resource_tags)],
+                **emulator,
+            )
+            if config.secondary_region is not None
+            else None
+        )
         configure_backend(self, config.name, deployment)
-        self.platform = MlPlatform(self, "platform", config)
+        self.platform = MlPlatform(self, "platform", config, secondary_provider=self.secondary_provider)
         # One aspect runs the whole security policy (docs/security.md) on the final configuration.
         Aspects.of(self).add(security_checks(gpu_enabled=config.gpu_enabled, protected=config.protected))

@@ -378,8 +378,12 @@ def run_checkov(binary: Path, stack_files: Mapping[str, Path]) -> dict[str, obje
 
 
 def stack_file(out_dir: Path, environment: str) -> Path:
-    """``<out_dir>/stacks/<environment>/cdk.tf.json``, which must exist."""
-    path = out_dir / "stacks" / environment / "cdk.tf.json"
+    """``<out_dir>/stacks/<environment>/cdk.tf.json``, which must exist, as an absolute path.
+
+    Absolute, because checkov runs in a scratch home directory: a relative ``--out cdktf.out`` (``make scan``'s) would
+    point it at nothing, and it reports a file it cannot find as a parsing error, not as a failure.
+    """
+    path = (out_dir / "stacks" / environment / "cdk.tf.json").resolve()
     if not path.is_file():
         raise GateError(f"no synthesized stack for {environment!r} at {path}: synthesize first (python main.py)")
     return path

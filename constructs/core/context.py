@@ -33,6 +33,9 @@ class PlatformContext:
       constructs give their stateful resources ``prevent_destroy`` (see :mod:`constructs.core.protection`), which
       rule PROT-1 checks. False, the default, keeps resources destroyable, as throw-away environments and
       construct tests need.
+    global_name_suffix: ends the names of resources that are global rather than regional (IAM roles), through
+      :meth:`global_name`. Empty in the environment's region; the context of its secondary region sets one
+      (``-usw2``), so a construct built in both regions creates two roles, not one role twice.
     """
 
     environment: str
@@ -43,6 +46,7 @@ class PlatformContext:
     owner_tags: Mapping[str, str]
     deployer_arn: str
     protected: bool = False
+    global_name_suffix: str = ""
 
     def __post_init__(self) -> None:
         missing = [key for key in OWNER_TAG_KEYS if not self.owner_tags.get(key)]
@@ -69,6 +73,10 @@ class PlatformContext:
     def managed_policy_arn(self, name: str) -> str:
         """ARN of an AWS-managed IAM policy (``AmazonSSMManagedInstanceCore``, ``service-role/...``)."""
         return f"arn:{self.partition}:iam::aws:policy/{name}"
+
+    def global_name(self, name: str) -> str:
+        """``name`` for a resource whose names are global across regions (an IAM role): with the region's suffix."""
+        return f"{name}{self.global_name_suffix}"
 
     def via_service(self, service: str) -> str:
         """The ``kms:ViaService`` value of ``service`` in this region (``s3.us-east-1.amazonaws.com``)."""

@@ -63,9 +63,15 @@ DATA_READ_ACTIONS = (
 OBJECT_READ_ACTIONS = ("s3:GetObject*",)
 
 # The Route53 calls a deploy makes: reading zones and writing the records the platform owns (certificate
-# validation, MLflow's and the models' aliases). Zones themselves are the account's, not the platform's.
+# validation, MLflow's and the models' aliases, the serving failover records and their health checks). Zones
+# themselves are the account's, not the platform's.
 DNS_RECORD_ACTIONS = (
     "route53:ChangeResourceRecordSets",
+    "route53:ChangeTagsForResource",
+    "route53:CreateHealthCheck",
+    "route53:DeleteHealthCheck",
+    "route53:GetHealthCheck",
+    "route53:UpdateHealthCheck",
     "route53:GetChange",
     "route53:GetHostedZone",
     "route53:ListHostedZones",
@@ -82,11 +88,18 @@ class DeployTarget:
     environment: its name, which is also its GitHub Environment's.
     region: where its resources live.
     name_prefix: the start of its resource names (``<resource_prefix>-<environment>``).
+    secondary_region: the region it recovers in, where it keeps copies (backups, keys), or None.
     """
 
     environment: str
     region: str
     name_prefix: str
+    secondary_region: str | None = None
+
+    @property
+    def regions(self) -> str | list[str]:
+        """The ``aws:RequestedRegion`` its regional services may be called in: its region, and its secondary."""
+        return self.region if self.secondary_region is None else [self.region, self.secondary_region]
 
 
 @dataclass(frozen=True)
@@ -126,7 +139,7 @@ def deploy_statements(
             sid="PlatformServicesInItsRegion",
             actions=tuple(f"{service}:*" for service in regional_services),
             resources=("*",),
-            conditions={"StringEquals": {"aws:RequestedRegion": target.region}},
+            conditions={"StringEquals": {"aws:RequestedRegion": target.regions}},
         ),
         PolicyStatement(sid="PlatformBuckets", actions=("s3:*",), resources=(s3, f"{s3}/*")),
         PolicyStatement(

@@ -22,6 +22,7 @@ from constructs.core.iam import PolicyStatement, grant, service_role
 from constructs.core.protection import prevent_destroy, retain_on_destroy
 from constructs.core.refs import KmsKeyRef, RoleRef
 from constructs.mlflow.settings import MlflowDatabaseSettings
+from constructs.resilience.region import SecondaryRegion
 from constructs.storage.keys import KEY_USE_ACTIONS, KeyAdministrators, key_policy
 from constructs.storage.settings import PlatformKeysSettings
 
@@ -62,6 +63,8 @@ class MlflowDatabaseProps:
     logs_key: KMS key encrypting the exported PostgreSQL and upgrade logs.
     keys: the environment's key settings, which the master-user secret's own key follows too.
     key_administrators: who administers that key: the platform's key administrators.
+    recovery_region: the environment's secondary region, where the automated backups are replicated when
+      ``settings.replicated_backup_retention_days`` is set (required then).
     """
 
     context: PlatformContext
@@ -73,6 +76,7 @@ class MlflowDatabaseProps:
     logs_key: KmsKeyRef
     keys: PlatformKeysSettings
     key_administrators: KeyAdministrators
+    recovery_region: SecondaryRegion | None = None
 
 
 class MlflowDatabase(Construct):
@@ -89,6 +93,8 @@ class MlflowDatabase(Construct):
     - Connection and upgrade logs in CloudWatch Logs groups created here first (our retention and key).
     - Backups, multi-AZ, deletion protection, final snapshot, Performance Insights and Enhanced Monitoring
       from the environment's settings; ``prevent_destroy`` in a protected environment.
+    - With ``replicated_backup_retention_days``, the automated backups (snapshots and transaction logs) replicated to
+      the secondary region under its recovery key, for a point-in-time restore there when the region is lost.
     """
 
     def __init__(self, scope: Construct, id: str, props: MlflowDatabaseProps) -> None:
@@ -118,6 +124,7 @@ class MlflowDatabase(Construct):
         self._network()
         self._log_groups()
         self._instance()
+        self.backup_replication = self._backup_replication()
 
     def _secret_key(self) -> None:
         p = self.props
@@ -308,6 +315,29 @@ class MlflowDatabase(Construct):
             lifecycle=prevent_destroy(c.protected),
             **insights,
             **monitoring,
+        )
+
+    def _backup_replication(self) -> Any | None:
+        days = self.settings.replicated_backup_retention_days
+        if days is None:
+            return None
+        region = self.props.recovery_region
+        require(
+            region is not None,
+            self.node.path,
+            "recovery_region",
+            None,
+            "the environment's secondary region when settings.replicated_backup_retention_days is set",
+        )
+        assert region is not None
+        # Created by the secondary region's provider: RDS starts a replication from the destination region.
+        return aws.db_instance_automated_backups_replication.DbInstanceAutomatedBackupsReplication(
+            self,
+            "backup-replication",
+            provider=region.provider,
+            source_db_instance_arn=self.instance.arn,
+            kms_key_id=region.recovery_key.arn,
+            retention_period=days,
         )
 
     @property

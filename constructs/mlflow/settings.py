@@ -43,6 +43,9 @@ class MlflowDatabaseSettings(Settings):
     max_allocated_storage_gib: ceiling RDS storage autoscaling may grow to, or None for no autoscaling.
     multi_az: a synchronous standby in a second AZ (RDS fails over in one to two minutes), at twice the price.
     backup_retention_days: days of automated backups and point-in-time recovery (1-35).
+    replicated_backup_retention_days: days the environment's secondary region keeps the replicated automated backups
+      (1-35: point-in-time recovery there; docs/disaster-recovery.md), or None for no replication. A cross-region read
+      replica is ruled out: RDS creates no read replica of an instance whose master password it manages.
     deletion_protection: AWS refuses to delete the instance while on (Terraform too).
     final_snapshot: take a snapshot when the instance is deleted (``<identifier>-final``); off only for throw-away
       data.
@@ -57,6 +60,7 @@ class MlflowDatabaseSettings(Settings):
     max_allocated_storage_gib: Annotated[int, Field(ge=21, le=1000)] | None = None
     multi_az: bool = False
     backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+    replicated_backup_retention_days: Annotated[int, Field(ge=1, le=35)] | None = None
     deletion_protection: bool = True
     final_snapshot: bool = True
     performance_insights: bool = False

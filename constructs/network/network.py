@@ -237,7 +237,7 @@ class PlatformNetwork(Construct):
         role = service_role(
             self,
             "flow-log-role",
-            name=f"{name}-vpc-flow-logs",
+            name=context.global_name(f"{name}-vpc-flow-logs"),
             services=("vpc-flow-logs.amazonaws.com",),
             description="Delivers this VPC's flow logs to its log group",
             # Only flow logs of this account may use the role (confused-deputy protection).

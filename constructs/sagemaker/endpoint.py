@@ -142,7 +142,7 @@ class SageMakerEndpoint(Construct):
         self.execution_role = SageMakerExecutionRole(
             self,
             "execution-role",
-            name=f"{self.endpoint_name}-sagemaker",
+            name=c.global_name(f"{self.endpoint_name}-sagemaker"),
             description=f"Execution role of the SageMaker endpoint {self.endpoint_name}",
             context=c,
         )

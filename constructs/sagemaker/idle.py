@@ -127,7 +127,7 @@ class EndpointIdlePolicy(Construct):
         self.role: RoleRef = service_role(
             self,
             "role",
-            name=self.function_name,
+            name=c.global_name(self.function_name),
             services=("lambda.amazonaws.com",),
             description=f"Applies the idle policy ({s.action}) of the SageMaker endpoint {props.endpoint_name}",
         )
@@ -285,7 +285,7 @@ class EndpointIdlePolicy(Construct):
         self.schedule_role = service_role(
             self,
             "schedule-role",
-            name=f"{p.endpoint_name}-idle-schedule",
+            name=c.global_name(f"{p.endpoint_name}-idle-schedule"),
             services=("scheduler.amazonaws.com",),
             description=f"Lets the parking schedule of {p.endpoint_name} invoke its idle function",
             trust_conditions={"StringEquals": {"aws:SourceAccount": c.account_id}},

@@ -96,7 +96,8 @@ class SecureBucket(Construct):
             bucket=bucket_id,
             rule=aws.s3_bucket_ownership_controls.S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
         )
-        aws.s3_bucket_versioning.S3BucketVersioningA(
+        # Replication needs versioning on both sides first; a replication configuration depends on this.
+        self.versioning = aws.s3_bucket_versioning.S3BucketVersioningA(
             self,
             "versioning",
             bucket=bucket_id,

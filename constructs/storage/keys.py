@@ -222,11 +222,15 @@ class PlatformKeys(Construct):
         )
 
     def _logs_statement(self) -> PolicyStatement:
-        c = self.context
-        return PolicyStatement(
-            sid="CloudWatchLogsOfThisAccount",
-            principals={"Service": c.via_service("logs")},
-            actions=("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
-            resources=("*",),
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": c.arn("logs", "*")}},
-        )
+        return logs_key_statement(self.context)
+
+
+def logs_key_statement(context: PlatformContext) -> PolicyStatement:
+    """What makes a key a logs key: CloudWatch Logs of ``context``'s region uses it for this account's log groups."""
+    return PolicyStatement(
+        sid="CloudWatchLogsOfThisAccount",
+        principals={"Service": context.via_service("logs")},
+        actions=("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
+        resources=("*",),
+        conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": context.arn("logs", "*")}},
+    )

@@ -23,6 +23,7 @@ from emulator.patches import (
     iam,
     lambda_functions,
     rds,
+    s3,
     sagemaker,
 )
 
@@ -38,5 +39,6 @@ PATCH_MODULES: tuple[ModuleType, ...] = (
     rds,
     acm,
     cost_explorer,
+    s3,
 )
 """The patch modules, in the order their ``apply()`` runs."""

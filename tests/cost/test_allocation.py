@@ -10,7 +10,7 @@ from constructs.cost.settings import CostAllocationSettings
 
 from stacks.matrix import BOOTSTRAP
 from tests.gitops.bootstrap import load_bootstrap, synth_bootstrap
-from tests.support.synth_json import ENVIRONMENTS, resources
+from tests.support.synth_json import ENVIRONMENTS, default_provider, resources
 
 # The owner tags every resource carries (tests/stacks checks the tags themselves); Cost Explorer groups by them.
 OWNER_TAG_KEYS = {"environment", "team", "cost_center", "project"}
@@ -26,8 +26,7 @@ def test_the_bootstrap_stack_activates_every_owner_tag_for_cost_allocation(boots
     assert {tag["tag_key"]: tag["status"] for tag in tags} == dict.fromkeys(OWNER_TAG_KEYS, "Active")
     # Exactly the keys the environments tag with: the provider's default tags of each environment stack.
     for env in ENVIRONMENTS:
-        (provider,) = stacks[env]["provider"]["aws"]
-        assert set(provider["default_tags"][0]["tags"]) == OWNER_TAG_KEYS
+        assert set(default_provider(stacks[env])["default_tags"][0]["tags"]) == OWNER_TAG_KEYS
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -34,7 +34,12 @@ GRANT_ACTIONS = ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_core_addons_are_pinned_and_wait_for_nodes(stacks, env) -> None:
     stack = stacks[env]
-    addons = {a["addon_name"]: a for a in resources(stack, "aws_eks_addon").values()}
+    # The core add-ons; monitoring's CloudWatch observability add-on is tested in tests/monitoring.
+    addons = {
+        a["addon_name"]: a
+        for a in resources(stack, "aws_eks_addon").values()
+        if "/eks/addons/" in a["//"]["metadata"]["path"]
+    }
     assert {name: a["addon_version"] for name, a in addons.items()} == {
         "vpc-cni": "v1.22.4-eksbuild.3",
         "kube-proxy": "v1.36.0-eksbuild.25",

@@ -139,7 +139,14 @@ def test_without_in_cluster_components_the_cluster_nodes_and_addons_are_all_ther
     groups = ["eks/cpu-nodes/node-group"] + (["eks/gpu-nodes/group/node-group"] if env in GPU_ENVIRONMENTS else [])
     assert len(resources(stack, "aws_eks_node_group")) == len(groups)
     addons = {a["addon_name"]: a for a in resources(stack, "aws_eks_addon").values()}
-    assert sorted(addons) == ["aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
+    # Monitoring's CloudWatch observability add-on is AWS-side too: EKS installs it, not our Kubernetes provider.
+    assert sorted(addons) == [
+        "amazon-cloudwatch-observability",
+        "aws-ebs-csi-driver",
+        "coredns",
+        "kube-proxy",
+        "vpc-cni",
+    ]
     for group in groups:
         assert all(address(stack, "aws_eks_node_group", group) in a["depends_on"] for a in addons.values())
     # The add-on creates its own service account and binds it to the role: no Kubernetes API call of ours.

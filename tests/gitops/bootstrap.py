@@ -324,8 +324,8 @@ def _read_only_access() -> tuple[dict[str, Any], ...]:
 
 
 def default_tags(stack: dict[str, Any]) -> dict[str, str]:
-    """The tags the stack's AWS provider puts on every resource it creates."""
-    (provider,) = stack["provider"]["aws"]
+    """The tags the stack's AWS provider (its default one, not an alias) puts on every resource it creates."""
+    (provider,) = [provider for provider in stack["provider"]["aws"] if "alias" not in provider]
     return dict(provider["default_tags"][0]["tags"])
 
 
@@ -406,11 +406,13 @@ GLOBAL_OR_NAMED = ("s3", "iam", "route53", "budgets")
 # The IAM service behind each AWS resource type or data source, by the longest prefix of its type name.
 SERVICE_OF_TYPE = {
     "aws_acm_": "acm",
+    "aws_api_gateway_": "apigateway",
     "aws_appautoscaling_": "application-autoscaling",
     "aws_autoscaling_": "autoscaling",
     "aws_budgets_": "budgets",
     "aws_cloudwatch_event_": "events",
     "aws_cloudwatch_log_": "logs",
+    "aws_cloudwatch_dashboard": "cloudwatch",
     "aws_cloudwatch_metric_alarm": "cloudwatch",
     "aws_db_": "rds",
     "aws_dynamodb_": "dynamodb",

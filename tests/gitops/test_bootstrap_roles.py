@@ -100,12 +100,17 @@ def test_deploy_role_changes_s3_and_iam_only_under_its_environments_prefix(boots
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_deploy_role_uses_regional_services_only_in_its_region(bootstrap, env) -> None:
+def test_deploy_role_uses_regional_services_only_in_its_regions(bootstrap, env) -> None:
+    config = MATRIX[env]
+    # Its region, and the secondary region it keeps its recovery copies in.
+    regions = config.region if config.secondary_region is None else [config.region, config.secondary_region]
     for statement in _allows(bootstrap, env):
         actions = as_list(statement["Action"])
         if {a.split(":", 1)[0] for a in actions} <= {"s3", "iam", "route53", "budgets"}:
             continue  # global services and S3, scoped by resource above
-        assert statement.get("Condition") == {"StringEquals": {"aws:RequestedRegion": MATRIX[env].region}}
+        assert statement.get("Condition") == {"StringEquals": {"aws:RequestedRegion": regions}}
+    rds = [s for s in _allows(bootstrap, env) if "rds:*" in as_list(s["Action"])]
+    assert rds, "the deploy role starts the database's backup replication in the secondary region"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -144,8 +144,24 @@ def build(
 
 @pytest.fixture(scope="module")
 def built() -> dict[str, Built]:
-    """The database of each environment of the matrix, in that environment's protection."""
-    return {env: build(MATRIX[env].mlflow.database, protected=MATRIX[env].protected) for env in ENVIRONMENTS}
+    """The database of each environment of the matrix, in that environment's protection.
+
+    Without the replication of its backups, which needs the secondary region (tests/resilience covers it).
+    """
+    return {
+        env: build(
+            MATRIX[env].mlflow.database.model_copy(update={"replicated_backup_retention_days": None}),
+            protected=MATRIX[env].protected,
+        )
+        for env in ENVIRONMENTS
+    }
+
+
+def test_replicated_backups_need_the_secondary_region() -> None:
+    settings = MATRIX["prod"].mlflow.database
+    assert settings.replicated_backup_retention_days is not None
+    with pytest.raises(ConfigurationError, match=r"field 'recovery_region' = None .*the environment's secondary"):
+        build(settings, protected=True)
 
 
 def _instance(config: dict[str, Any]) -> dict[str, Any]:

@@ -194,15 +194,18 @@ def test_releases_depend_on_cluster_then_operator_then_secrets_then_mlflow(stack
     stack = stacks[env]
     releases = mlflow_releases(stack)
     # What every workload of the cluster waits for: nodes, add-ons, the system charts and the deployer's access.
+    # (Container Insights' add-on observes the workloads, and none of them waits for it.)
+    node_addons = {path for path in paths(stack, "aws_eks_addon") if path.startswith("platform/eks/")}
     cluster_ready = (
         paths(stack, "aws_eks_node_group")
-        | paths(stack, "aws_eks_addon")
+        | node_addons
         | {path_of(r) for r in resources(stack, "helm_release").values() if r["namespace"] == "kube-system"}
         | paths(stack, "aws_eks_access_policy_association")
     )
     assert "platform/eks/components/aws-load-balancer-controller" in cluster_ready
     assert "platform/eks/cpu-nodes/node-group" in cluster_ready
-    assert len(paths(stack, "aws_eks_addon")) == 4
+    assert len(node_addons) == 4
+    assert paths(stack, "aws_eks_addon") - node_addons == {"platform/monitoring/container-insights/addon"}
     operator = "platform/mlflow/external-secrets/external-secrets"
     assert dependency_paths(stack, releases["external-secrets"]) == cluster_ready
     # The custom resources need the operator's CRDs, their namespace, the store's identity, and the secrets.

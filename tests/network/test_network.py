@@ -19,7 +19,7 @@ from emulator import start_emulator, terraform_provider_block
 from gitops.terraform import TerraformError, emulator_cli_env, run_terraform, validate_offline
 from stacks.matrix import MATRIX
 from tests.support.stacks import TinyStack
-from tests.support.synth_json import ENVIRONMENTS, data_ref, name_of, only, policy, resources
+from tests.support.synth_json import ENVIRONMENTS, data_ref, in_primary_region, name_of, only, policy, resources
 
 SHAPE = {
     # env: (AZs, NAT gateways, interface endpoints)
@@ -27,6 +27,12 @@ SHAPE = {
     "staging": (3, 3, 6),
     "prod": (3, 3, 6),
 }
+
+
+@pytest.fixture
+def stacks(stacks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The environments' own region: a serving standby's network is tested in tests/resilience."""
+    return {env: in_primary_region(stack) for env, stack in stacks.items()}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -40,6 +40,9 @@ ZONES = "platform_network_zones_A8A9CE00"
 DEPLOYMENT = "platform_model-chat_deployment_F5B6F42E"
 KMS_NAME = "Ensure that S3 buckets are encrypted with KMS by default"
 EXAMPLE = "examples/model-serving.json"
+PUBLISHED = "examples/published-model.json"
+# Every stack `make scan` scans: the environments and the account-level bootstrap stack.
+STACKS = (*ENVIRONMENTS, "bootstrap")
 OVERRIDES_FILE = "ML_PLATFORM_OVERRIDES_FILE"
 
 
@@ -281,11 +284,11 @@ def write_entries(path: Path, *entries: dict[str, str]) -> Path:
 
 
 def test_the_accepted_findings_file_is_valid() -> None:
-    acceptances = load_acceptances(ENVIRONMENTS)
+    acceptances = load_acceptances(STACKS)
     assert acceptances, "an empty file would make every stale-acceptance test vacuous"
-    assert all(a.environments <= set(ENVIRONMENTS) and a.resources and len(a.why) >= 20 for a in acceptances)
+    assert all(a.environments <= set(STACKS) and a.resources and len(a.why) >= 20 for a in acceptances)
     # The model-serving example's entries load with it (each scenario is a file of the repository).
-    assert {a.scenario for a in acceptances} == {None, EXAMPLE}
+    assert {a.scenario for a in acceptances} == {None, EXAMPLE, PUBLISHED}
 
 
 def test_an_entry_loads_with_its_reason(tmp_path: Path) -> None:
@@ -499,12 +502,12 @@ def test_no_checkov_config_file_skips_checks() -> None:
 @pytest.fixture(scope="module")
 def gate(synth_dir: Path) -> dict[str, GateResult]:
     """The gate's result for each environment's synthesized stack, scanned by the pinned checkov."""
-    results = scan(synth_dir, ENVIRONMENTS, load_acceptances(ENVIRONMENTS))
+    results = scan(synth_dir, STACKS, load_acceptances(STACKS))
     return {result.environment: result for result in results}
 
 
 @pytest.mark.scanner
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", STACKS)
 def test_the_gate_passes_every_stack(gate, env) -> None:
     assert gate[env].ok, format_report([gate[env]])
 
@@ -556,7 +559,7 @@ def served(
         patch.setenv(OVERRIDES_FILE, str(ROOT / EXAMPLE))
         build_app(str(outdir)).synth()
         scenario = scan_scenario(None)
-    results = scan(outdir, ENVIRONMENTS, load_acceptances(ENVIRONMENTS), scenario=scenario)
+    results = scan(outdir, ENVIRONMENTS, load_acceptances(STACKS), scenario=scenario)
     stacks = {env: json.loads((outdir / "stacks" / env / "cdk.tf.json").read_text()) for env in ENVIRONMENTS}
     return stacks, {result.environment: result for result in results}, scenario
 
@@ -584,3 +587,57 @@ def test_checkov_evaluated_the_example_models(served, env) -> None:
     # The scenario's entry is what accepts the tagged images, on exactly the example's models.
     tagged = {f.path for f in gate[env].accepted if f.check_id == "CKV_K8S_43"}
     assert tagged == {f"platform/model-{m['name']}/deployment" for m in models}
+
+
+def test_a_relative_output_directory_reaches_checkov_as_an_absolute_path(tmp_path, monkeypatch) -> None:
+    # checkov runs in a scratch home directory: `make scan`'s relative `--out cdktf.out` must not point it at nothing.
+    from tools.checkov_gate import stack_file
+
+    (tmp_path / "out" / "stacks" / "dev").mkdir(parents=True)
+    (tmp_path / "out" / "stacks" / "dev" / "cdk.tf.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    path = stack_file(Path("out"), "dev")
+    assert path.is_absolute() and path == tmp_path / "out" / "stacks" / "dev" / "cdk.tf.json"
+
+
+# --- the real scan of examples/published-model.json: the SageMaker endpoint, its idle policy, standby and front ---
+
+
+@pytest.fixture(scope="module")
+def published_gate(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, dict[str, Any]], dict[str, GateResult]]:
+    """Every stack synthesized with a published model (only then do the endpoint and the failover front exist), and
+    the gate's result for each with that scenario's entries."""
+    from main import build_app
+
+    outdir = tmp_path_factory.mktemp("published-cdktf.out")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("ML_PLATFORM_OVERRIDES", raising=False)
+        patch.setenv(OVERRIDES_FILE, str(ROOT / PUBLISHED))
+        build_app(str(outdir)).synth()
+        scenario = scan_scenario(None)
+    assert scenario == PUBLISHED
+    results = scan(outdir, STACKS, load_acceptances(STACKS), scenario=scenario)
+    stacks = {env: json.loads((outdir / "stacks" / env / "cdk.tf.json").read_text()) for env in ENVIRONMENTS}
+    return stacks, {result.environment: result for result in results}
+
+
+@pytest.mark.scanner
+@pytest.mark.parametrize("env", STACKS)
+def test_the_gate_passes_every_stack_with_a_published_model(published_gate, env) -> None:
+    _, gate = published_gate
+    assert gate[env].ok, format_report([gate[env]])
+
+
+@pytest.mark.scanner
+def test_checkov_evaluated_the_endpoints_standby_and_front(published_gate) -> None:
+    stacks, gate = published_gate
+    # (checkov has checks for SageMaker models and endpoint configurations, none for the endpoint itself.)
+    for env in ENVIRONMENTS:
+        for kind in ("aws_sagemaker_model", "aws_sagemaker_endpoint_configuration"):
+            scanned = {f"{kind}.{n}" for n in resources(stacks[env], kind)}
+            assert scanned and scanned <= gate[env].evaluated, (env, kind)
+    # Prod serves from both regions behind the front: every API, stage and method was scanned.
+    for kind in ("aws_api_gateway_rest_api", "aws_api_gateway_stage", "aws_api_gateway_method"):
+        scanned = {f"{kind}.{n}" for n in resources(stacks["prod"], kind)}
+        assert scanned and scanned <= gate["prod"].evaluated, kind
+    assert len(resources(stacks["prod"], "aws_sagemaker_endpoint")) == 2

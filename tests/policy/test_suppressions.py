@@ -19,6 +19,7 @@ from constructs.policy.pack import security_checks
 from constructs.policy.rules import BucketEncryptedWithKms
 from constructs.storage.bucket import SecureBucket, SecureBucketProps
 
+from stacks.matrix import MATRIX
 from tests.policy.cases import NAMED_ADMIN_KEY_POLICY, tagged_stack, written
 from tests.support.synth_json import resources
 
@@ -192,11 +193,14 @@ def test_the_access_log_bucket_records_its_s3_2_and_iam_3_exemptions(stacks, env
     # The SSE-S3 bucket is exempt from S3-2; its policy, which lets ELB deliver the load balancers' logs without a
     # source condition (ELB documents none), from IAM-3. Each note sits on the resource where its rule fired, and
     # nothing else of the environment is exempt from anything.
+    # A serving standby's replica logs to an access-log bucket of its own region (docs/disaster-recovery.md).
+    standby = {f"{env}/platform/secondary/replica-logs/bucket": {"S3-2": bucket_reasons["S3-2"]}}
     assert by_path == {
         f"{env}/platform/storage/access-logs/bucket": {"S3-2": bucket_reasons["S3-2"]},
         f"{env}/platform/storage/access-logs/policy": {"IAM-3": policy_reasons["IAM-3"]},
+        **(standby if MATRIX[env].failover is not None else {}),
     }
-    (bucket_address,) = [a for a in notes if a.startswith("aws_s3_bucket.")]
+    (bucket_address,) = [a for a in notes if a.startswith("aws_s3_bucket.platform_storage_")]
     assert bucket_address.startswith("aws_s3_bucket.platform_storage_access-logs_bucket_")
     (policy_address,) = [a for a in notes if a.startswith("aws_s3_bucket_policy.")]
     assert policy_address.startswith("aws_s3_bucket_policy.platform_storage_access-logs_policy_")

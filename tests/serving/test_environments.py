@@ -35,6 +35,7 @@ from tests.support.synth_json import (
     allow,
     arn_parts,
     data_ref,
+    default_provider,
     doc,
     name_of,
     names_of,
@@ -405,8 +406,7 @@ def test_the_ingress_is_https_on_the_validated_certificate_with_the_examples_sch
         cidrs = [vpc["cidr_block"], *MATRIX[env].eks.private_access_cidrs]
         assert annotations["alb.ingress.kubernetes.io/inbound-cidrs"] == ",".join(cidrs)
     # The controller tags the load balancer with the tags every AWS resource of the stack carries.
-    (provider,) = stack["provider"]["aws"]
-    (default_tags,) = provider["default_tags"]
+    (default_tags,) = default_provider(stack)["default_tags"]
     expected_tags = ",".join(f"{key}={value}" for key, value in sorted(default_tags["tags"].items()))
     assert annotations["alb.ingress.kubernetes.io/tags"] == expected_tags
     assert f"environment={env}" in expected_tags

@@ -56,7 +56,7 @@ def run_protection_cycle(
 ) -> tuple[dict[str, int], list[str]]:
     """Apply prod's data resources, prove a destroy plan fails on them and a project rename replaces nothing.
 
-    Returns the KMS keys it created and destroyed (key ID: deletion window in days), which are pending deletion,
+    Returns the KMS keys it created and destroyed (key ARN: deletion window in days), which are pending deletion,
     and the log groups the destroy kept (``skip_destroy``), for the caller to delete.
     """
     prod = aws_only(json.loads((stack_dir / "cdk.tf.json").read_text()))
@@ -80,7 +80,9 @@ def run_protection_cycle(
             if resource["mode"] == "managed"
             for instance in resource["instances"]
         }
-        keys = {key: body["deletion_window_in_days"] for (kind, key), body in created.items() if kind == "aws_kms_key"}
+        keys = {
+            body["arn"]: body["deletion_window_in_days"] for (kind, _), body in created.items() if kind == "aws_kms_key"
+        }
         kept = [name for kind, name in created if kind == "aws_cloudwatch_log_group"]
 
         # The state was just written by apply: the plans need no refresh of it.

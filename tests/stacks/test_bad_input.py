@@ -121,7 +121,7 @@ def test_the_walker_covers_every_section_and_field() -> None:
         if any(getattr(c, name) is None for c in MATRIX.values())
         and any(isinstance(getattr(c, name), BaseModel) for c in MATRIX.values())
     ]
-    assert optional_sections == ["training"]
+    assert optional_sections == ["training", "failover"]
     for name in optional_sections:
         assert any(path.startswith(f"{name}.") for path in covered), name
     assert "eks.gpu_node_group.instance_types" in covered and "sagemaker.variants" in covered

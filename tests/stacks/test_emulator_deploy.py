@@ -68,7 +68,7 @@ from tests.stacks.mlflow_checks import (
 from tests.stacks.protection_cycle import run_protection_cycle
 from tests.stacks.serving_checks import assert_served, assert_served_gone, create_model_zones, without_models
 from tests.support.mirror import emulator_terraform_env
-from tests.support.synth_json import resources
+from tests.support.synth_json import in_primary_region, resources
 
 TestFunction = TypeVar("TestFunction", bound=Callable[..., None])
 
@@ -98,7 +98,8 @@ NO_REFRESH = "-refresh=false"
 # Seconds one terraform command may take; a full apply takes about 75 s here with both shapes running.
 TERRAFORM_TIMEOUT = 420.0
 
-Client = Callable[[str], Any]
+Client = Callable[..., Any]
+"""``client(service, region=REGION)``: a boto3 client of the emulator."""
 
 
 @dataclass
@@ -166,8 +167,8 @@ def renamed(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def _client_factory(emulator: Emulator) -> Client:
     """boto3 clients for the emulator; each call builds its own session, so threads never share one."""
 
-    def client(service: str) -> Any:
-        session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    def client(service: str, region: str = REGION) -> Any:
+        session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=region)
         return session.client(service, endpoint_url=emulator.endpoint)
 
     return client
@@ -477,10 +478,10 @@ def _assert_emulator_empty(aws: Client, kms_keys: dict[str, int]) -> None:
     assert [s["Name"] for s in aws("secretsmanager").list_secrets()["SecretList"] if "DeletedDate" not in s] == []
     assert aws("acm").list_certificates()["CertificateSummaryList"] == []
     assert aws("route53").list_hosted_zones()["HostedZones"] == []
-    kms = aws("kms")
     now = datetime.now(UTC)
-    for key_id, window_days in kms_keys.items():
-        metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    # By ARN: the secondary region's keys (staging's and prod's recovery keys) are asked in their own region.
+    for key_arn, window_days in kms_keys.items():
+        metadata = aws("kms", key_arn.split(":")[3]).describe_key(KeyId=key_arn)["KeyMetadata"]
         assert metadata["KeyState"] == "PendingDeletion"
         # The deletion can still be cancelled for the environment's configured window.
         assert abs((metadata["DeletionDate"] - now).total_seconds() / 86400 - window_days) < 1
@@ -543,7 +544,7 @@ def _run_cycle(
         report.resources = count(terraform("apply", "apply", "-auto-approve", PARALLELISM).stdout, "added")
         assert report.resources == expected, f"{shape}: applied {report.resources} of {expected} resources"
         state = _state(workdir)
-        report.kms_keys = {key["key_id"]: key["deletion_window_in_days"] for key in state["aws_kms_key"]}
+        report.kms_keys = {key["arn"]: key["deletion_window_in_days"] for key in state["aws_kms_key"]}
         _assert_applied(config, state, aws, (workdir / "terraform.tfstate").read_text())
         plan = terraform("plan", "plan", "-detailed-exitcode", PARALLELISM, ok=(0, 2))
         assert plan.returncode == 0, f"{shape}: perpetual diff after apply:\n{plan.stdout}"
@@ -663,7 +664,8 @@ def test_access_logging_waits_for_the_log_bucket_policy(stacks: dict[str, Any]) 
             if body["//"]["metadata"]["path"].endswith("/storage/access-logs/policy")
         }
         ((policy_name, _),) = policies.items()
-        loggings = resources(stacks[env_name], "aws_s3_bucket_logging")
+        # The primary region's buckets (the standby's replica logs to a bucket of its own region).
+        loggings = resources(in_primary_region(stacks[env_name]), "aws_s3_bucket_logging")
         assert len(loggings) == len(DATA_BUCKETS)
         for logging in loggings.values():
             # S3 rejects PutBucketLogging until the target bucket lets the logging service write.

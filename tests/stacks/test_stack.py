@@ -12,7 +12,7 @@ from stacks.deployment import DeploymentSettings
 from stacks.emulator import EMULATED_SERVICES
 from stacks.matrix import MATRIX
 from stacks.ml_platform_stack import MlPlatformStack
-from tests.support.synth_json import ENVIRONMENTS
+from tests.support.synth_json import ENVIRONMENTS, default_provider
 
 
 def test_each_environment_is_its_own_stack_beside_the_bootstrap(synth_dir) -> None:
@@ -24,7 +24,7 @@ def test_each_environment_is_its_own_stack_beside_the_bootstrap(synth_dir) -> No
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_provider_region_and_default_tags(stacks, env) -> None:
-    (provider,) = stacks[env]["provider"]["aws"]
+    provider = default_provider(stacks[env])
     assert provider["region"] == MATRIX[env].region
     assert provider["default_tags"] == [
         {"tags": {"environment": env, "team": "ml-platform", "cost_center": "cc-4711", "project": "mlp"}}

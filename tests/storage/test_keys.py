@@ -25,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from stacks.matrix import MATRIX
 from stacks.overrides import load_environments
 from tests.support.stacks import DEPLOYER_ARN as DEPLOYER
 from tests.support.stacks import TinyStack, context
@@ -81,6 +82,10 @@ def test_keys_rotate_and_grant_only_their_services(stacks, env) -> None:
             assert "kms:*" not in statement["Action"]
 
 
+def _paths(keys: dict[str, Any]) -> list[str]:
+    return [key["//"]["metadata"]["path"] for key in keys.values()]
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_key_is_administered_by_the_deploying_role_and_only_read_by_the_account(stacks, env) -> None:
     stack = stacks[env]
@@ -95,9 +100,14 @@ def test_every_key_is_administered_by_the_deploying_role_and_only_read_by_the_ac
     # The session's role, not the session: an assumed-role ARN is no valid key policy principal.
     assert session["arn"] == data_ref(stack, "aws_caller_identity", "platform/account", "arn")
     keys = resources(stack, "aws_kms_key")
-    # Every key: the platform's three, MLflow's secrets key, the cost alerts' key, and the training cluster's
-    # notifications key where there is one.
-    assert len(keys) == (6 if env in ("staging", "prod") else 5)
+    # Every key: the platform's three, MLflow's secrets key, the cost alerts' key, the training cluster's
+    # notifications key and the monitoring alerts' key where there are one and alarms.
+    monitoring_key = [path for path in _paths(keys) if path.endswith("/monitoring/alerts/key")]
+    assert len(monitoring_key) == (1 if env in ("staging", "prod") else 0)
+    # And the secondary region's: the recovery key, and the serving standby's logs key with failover.
+    secondary_keys = [path for path in _paths(keys) if "/platform/secondary/" in path]
+    assert len(secondary_keys) == (MATRIX[env].secondary_region is not None) + (MATRIX[env].failover is not None)
+    assert len(keys) == (6 if env in ("staging", "prod") else 5) + len(monitoring_key) + len(secondary_keys)
     for key in keys.values():
         statements = policy(key["policy"])["Statement"]
         assert statements[0] == {

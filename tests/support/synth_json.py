@@ -110,3 +110,21 @@ def allow(sid: str, actions: list[str] | str, resources_: list[str] | str, **con
 def arguments(stack: dict[str, Any], resource_type: str, path_suffix: str = "") -> dict[str, Any]:
     """The single resource's arguments as written (:func:`only` without cdktf's ``//`` metadata)."""
     return {key: value for key, value in only(stack, resource_type, path_suffix).items() if key != "//"}
+
+
+def default_provider(stack: dict[str, Any]) -> dict[str, Any]:
+    """The stack's default AWS provider (its region's), not an alias such as the secondary region's."""
+    (provider,) = [provider for provider in stack["provider"]["aws"] if "alias" not in provider]
+    return dict(provider)
+
+
+def in_primary_region(stack: dict[str, Any]) -> dict[str, Any]:
+    """The stack without the resources and data sources of its aliased providers (the secondary region's)."""
+    view = dict(stack)
+    for block in ("resource", "data"):
+        view[block] = {
+            kind: kept
+            for kind, by_name in stack.get(block, {}).items()
+            if (kept := {name: config for name, config in by_name.items() if "provider" not in config})
+        }
+    return view

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from emulator import Emulator
 from emulator.patches.rds import DEFAULT_ENGINE_LIFECYCLE_SUPPORT
@@ -80,3 +81,38 @@ def test_rds_reports_changed_parameters_as_the_user_s(aws: Emulator) -> None:
     # moto has none of the engine's defaults.
     for source in ("engine-default", "system"):
         assert rds.describe_db_parameters(DBParameterGroupName="tls", Source=source)["Parameters"] == []
+
+
+def test_rds_replicates_automated_backups_into_the_requesting_region_and_stops(aws: Emulator) -> None:
+    source = aws.client("rds")
+    arn = source.create_db_instance(DBInstanceIdentifier="replicated", BackupRetentionPeriod=7, **INSTANCE)[
+        "DBInstance"
+    ]["DBInstanceArn"]
+    # Started, as RDS requires, from the destination region.
+    destination = aws.client("rds", region="us-west-2")
+    key = "arn:aws:kms:us-west-2:123456789012:key/recovery"
+    started = destination.start_db_instance_automated_backups_replication(
+        SourceDBInstanceArn=arn, KmsKeyId=key, BackupRetentionPeriod=14
+    )["DBInstanceAutomatedBackup"]
+    backup_arn = started["DBInstanceAutomatedBackupsArn"]
+    assert backup_arn.startswith("arn:aws:rds:us-west-2:123456789012:auto-backup:ab-")
+    (found,) = destination.describe_db_instance_automated_backups(DBInstanceAutomatedBackupsArn=backup_arn)[
+        "DBInstanceAutomatedBackups"
+    ]
+    assert (found["Status"], found["DBInstanceArn"], found["KmsKeyId"]) == ("replicating", arn, key)
+    assert found["BackupRetentionPeriod"] == 14
+    # The source region keeps its own backups only: the replication lives in the destination region.
+    here = source.describe_db_instance_automated_backups(DBInstanceIdentifier="replicated")[
+        "DBInstanceAutomatedBackups"
+    ]
+    assert [b["Status"] for b in here] == ["active"]
+    destination.stop_db_instance_automated_backups_replication(SourceDBInstanceArn=arn)
+    with pytest.raises(ClientError) as gone:
+        destination.describe_db_instance_automated_backups(DBInstanceAutomatedBackupsArn=backup_arn)
+    assert gone.value.response["Error"]["Code"] == "DBInstanceAutomatedBackupNotFound"
+    with pytest.raises(ClientError) as stopped:
+        destination.stop_db_instance_automated_backups_replication(SourceDBInstanceArn=arn)
+    assert "not replicating to the current region" in stopped.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as unknown:
+        destination.start_db_instance_automated_backups_replication(SourceDBInstanceArn=arn.replace("replicated", "x"))
+    assert unknown.value.response["Error"]["Code"] == "DBInstanceNotFound"

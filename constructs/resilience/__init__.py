@@ -1,0 +1,1 @@
+"""Resilience across regions: the environment's footprint in its secondary region."""
