@@ -52,9 +52,10 @@ synth: install
 test: lint $(CHECKOV_STAMP)
 	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
-## The unit suite only: no AWS emulator, no terraform binary, no checkov (make test runs those gates too).
+## The unit suite only: no AWS emulator, no terraform binary, no checkov (make test runs those gates too). One worker
+## per core, whole files per worker (each worker synthesizes the session's stacks once): 52 s instead of 77 s on 2 cores.
 test-fast: $(PY_STAMP)
-	$(PY) -m pytest -m "not slow and not terraform and not scanner"
+	$(PY) -m pytest -m "not slow and not terraform and not scanner" -n auto --dist loadfile
 
 ## Validate the matrix, the ML_PLATFORM_OVERRIDES(_FILE) overrides and the deployment settings without a synth.
 check-config: $(PY_STAMP)
