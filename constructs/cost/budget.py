@@ -9,11 +9,10 @@ from typing import Any
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
-from constructs.core.iam import PolicyStatement, policy_document
-from constructs.core.protection import prevent_destroy
 from constructs.cost.settings import TEAM_COST_CATEGORY, BudgetSettings
-from constructs.storage.keys import KeyAdministrators, key_policy
+from constructs.storage.keys import KeyAdministrators
 from constructs.storage.settings import PlatformKeysSettings
+from constructs.storage.topic import EncryptedTopic, EncryptedTopicProps
 
 BUDGETS_SERVICE = "budgets.amazonaws.com"
 # Alerts at 80 % of the forecast (time to act) and at 100 % of actual spend (the limit is reached).
@@ -67,53 +66,23 @@ class CostBudget(Construct):
 
     def _topic(self) -> None:
         c = self.props.context
-        name = f"{c.name_prefix}-cost-alerts"
         # Budgets publish from the account's budgets only: AWS Budgets sets both source keys on its requests.
-        from_own_budgets = {
-            "StringEquals": {"aws:SourceAccount": c.account_id},
-            "ArnLike": {"aws:SourceArn": c.arn("budgets", "*", region=False)},
-        }
-        # A key of its own: AWS Budgets can only publish to an encrypted topic whose key policy lets it use the key
-        # (the AWS managed aws/sns key's policy cannot be changed), and the data key should not serve Budgets.
-        self.key = aws.kms_key.KmsKey(
+        self.alerts = EncryptedTopic(
             self,
-            "alerts-key",
-            description=f"{c.name_prefix}: cost alert notifications",
-            enable_key_rotation=True,
-            deletion_window_in_days=self.props.keys.deletion_window_days,
-            lifecycle=prevent_destroy(c.protected),
-            policy=key_policy(
-                c,
-                self.props.key_administrators,
-                PolicyStatement(
-                    sid="BudgetsPublishToTopic",
-                    principals={"Service": BUDGETS_SERVICE},
-                    actions=("kms:Decrypt", "kms:GenerateDataKey*"),
-                    resources=("*",),
-                    conditions=from_own_budgets,
-                ),
+            "alerts",
+            EncryptedTopicProps(
+                context=c,
+                name=f"{c.name_prefix}-cost-alerts",
+                description=f"{c.name_prefix}: cost alert notifications",
+                publisher=BUDGETS_SERVICE,
+                publisher_sid="Budgets",
+                source_arn=c.arn("budgets", "*", region=False),
+                key_administrators=self.props.key_administrators,
+                keys=self.props.keys,
+                emails=self.props.settings.alert_emails,
             ),
         )
-        aws.kms_alias.KmsAlias(self, "alerts-key-alias", name=f"alias/{name}", target_key_id=self.key.key_id)
-        self.topic = aws.sns_topic.SnsTopic(self, "alerts-topic", name=name, kms_master_key_id=self.key.arn)
-        self.topic_policy = aws.sns_topic_policy.SnsTopicPolicy(
-            self,
-            "alerts-topic-policy",
-            arn=self.topic.arn,
-            policy=policy_document(
-                PolicyStatement(
-                    sid="BudgetsPublish",
-                    principals={"Service": BUDGETS_SERVICE},
-                    actions=("sns:Publish",),
-                    resources=(self.topic.arn,),
-                    conditions=from_own_budgets,
-                )
-            ),
-        )
-        for index, email in enumerate(self.props.settings.alert_emails):
-            aws.sns_topic_subscription.SnsTopicSubscription(
-                self, f"alerts-email-{index}", topic_arn=self.topic.arn, protocol="email", endpoint=email
-            )
+        self.topic = self.alerts.topic
 
     def _budget(self, id: str, name: str, limit: int, *, category: str | None, emails: tuple[str, ...]) -> Any:
         c = self.props.context
@@ -143,5 +112,5 @@ class CostBudget(Construct):
                 for threshold, kind in ALERTS
             ],
             # Budgets publishes only once the topic and its key let it.
-            depends_on=[self.topic_policy, self.key],
+            depends_on=self.alerts.ready,
         )

@@ -17,7 +17,7 @@ from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.monitoring.settings import AlarmThresholds
-from constructs.monitoring.topic import AlertTopic
+from constructs.storage.topic import EncryptedTopic
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 RDS_NAMESPACE = "AWS/RDS"
@@ -69,7 +69,7 @@ class PlatformAlarmsProps:
 
     context: PlatformContext
     thresholds: AlarmThresholds
-    topic: AlertTopic
+    topic: EncryptedTopic
     endpoint: EndpointTarget | None = None
     database_identifier: str | None = None
     cluster_name: str | None = None

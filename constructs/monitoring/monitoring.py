@@ -14,11 +14,11 @@ from constructs.monitoring.alarms import EndpointTarget, PlatformAlarms, Platfor
 from constructs.monitoring.dashboard import DashboardSources, PlatformDashboard, VariantView
 from constructs.monitoring.observability import ContainerInsights, ContainerInsightsProps
 from constructs.monitoring.settings import MonitoringSettings
-from constructs.monitoring.topic import AlertTopic, AlertTopicProps
 from constructs.sagemaker.endpoint import SageMakerEndpoint
 from constructs.sagemaker.settings import InstanceVariantSettings
 from constructs.storage.keys import KeyAdministrators
 from constructs.storage.settings import PlatformKeysSettings
+from constructs.storage.topic import EncryptedTopic, EncryptedTopicProps
 from constructs.training.cluster import GpuTrainingCluster
 from constructs.training.idle_shutdown import GPU_UTILIZATION_METRIC, METRICS_NAMESPACE
 
@@ -54,8 +54,9 @@ class Monitoring(Construct):
 
     - Container Insights (:class:`ContainerInsights`) on the EKS cluster, with NVIDIA GPU metrics from its DCGM
       exporter, unless ``settings.container_insights`` is off.
-    - With ``settings.alarms``: the encrypted alert topic (:class:`AlertTopic`) and its subscribers, and the
-      alarms (:class:`PlatformAlarms`) of every component present, each notifying the topic.
+    - With ``settings.alarms``: the alert topic ``<name prefix>-alerts`` (an
+      :class:`~constructs.storage.topic.EncryptedTopic` that only the account's alarms in its region may publish to)
+      and its subscribers, and the alarms (:class:`PlatformAlarms`) of every component present, each notifying it.
     - A dashboard (:class:`PlatformDashboard`) with the alarms' state and one row per component present.
 
     :attr:`topic` and :attr:`alarms` are None without alarms; :attr:`container_insights` is None without a
@@ -84,13 +85,25 @@ class Monitoring(Construct):
         database = props.database.instance.identifier if props.database is not None else None
         asg_name = props.training.asg.name if props.training is not None else None
 
-        self.topic: AlertTopic | None = None
+        self.topic: EncryptedTopic | None = None
         self.alarms: PlatformAlarms | None = None
         if s.alarms:
-            self.topic = AlertTopic(
+            # Only the alarms of this account and region may publish (CloudWatch sets both source keys).
+            self.topic = EncryptedTopic(
                 self,
                 "alerts",
-                AlertTopicProps(context=c, settings=s, key_administrators=props.key_administrators, keys=props.keys),
+                EncryptedTopicProps(
+                    context=c,
+                    name=f"{c.name_prefix}-alerts",
+                    description=f"{c.name_prefix}: monitoring alert notifications",
+                    publisher="cloudwatch.amazonaws.com",
+                    publisher_sid="CloudWatchAlarms",
+                    source_arn=c.arn("cloudwatch", "alarm:*"),
+                    key_administrators=props.key_administrators,
+                    keys=props.keys,
+                    emails=s.alert_emails,
+                    https_endpoints=s.alert_https_endpoints,
+                ),
             )
             self.alarms = PlatformAlarms(
                 self,

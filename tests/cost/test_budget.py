@@ -14,7 +14,7 @@ from constructs.storage.settings import PlatformKeysSettings
 from tests.support.stacks import DEPLOYER_ARN, TinyStack
 from tests.support.synth_json import ENVIRONMENTS, arn_parts, only, policy, ref, resources
 
-TOPIC = "platform/budget/alerts-topic"
+TOPIC = "platform/budget/alerts/topic"
 
 
 def _alerts(topic_arn: str, emails: list[str] | None = None) -> list[dict]:
@@ -67,7 +67,7 @@ def test_the_budget_counts_only_its_environment_and_alerts_the_topic(stacks, env
     assert budget["cost_filter"] == [{"name": "TagKeyValue", "values": [f"user:environment${env}"]}]
     assert budget["notification"] == _alerts(ref(stack, "aws_sns_topic", TOPIC, "arn"))
     # Created after the permissions that let Budgets publish, so the first alert is never lost.
-    assert ref(stack, "aws_sns_topic_policy", "platform/budget/alerts-topic-policy", "")[2:-2] in " ".join(
+    assert ref(stack, "aws_sns_topic_policy", "platform/budget/alerts/policy", "")[2:-2] in " ".join(
         budget["depends_on"]
     )
 
@@ -78,8 +78,8 @@ def test_the_alert_topic_is_encrypted_with_its_own_key_that_only_budgets_of_the_
     partition, _, account = arn_parts(stack)
     topic = only(stack, "aws_sns_topic", TOPIC)
     assert topic["name"] == f"mlp-{env}-cost-alerts"
-    assert topic["kms_master_key_id"] == ref(stack, "aws_kms_key", "platform/budget/alerts-key", "arn")
-    key = only(stack, "aws_kms_key", "platform/budget/alerts-key")
+    assert topic["kms_master_key_id"] == ref(stack, "aws_kms_key", "platform/budget/alerts/key", "arn")
+    key = only(stack, "aws_kms_key", "platform/budget/alerts/key")
     assert key["enable_key_rotation"] is True
     own_budgets = {
         "StringEquals": {"aws:SourceAccount": account},
@@ -94,7 +94,7 @@ def test_the_alert_topic_is_encrypted_with_its_own_key_that_only_budgets_of_the_
         "Resource": "*",
         "Condition": own_budgets,
     }
-    topic_policy = only(stack, "aws_sns_topic_policy", "platform/budget/alerts-topic-policy")
+    topic_policy = only(stack, "aws_sns_topic_policy", "platform/budget/alerts/policy")
     assert policy(topic_policy["policy"])["Statement"] == [
         {
             "Sid": "BudgetsPublish",
@@ -127,7 +127,7 @@ def test_a_team_budget_counts_its_team_in_its_environment_only_and_emails_the_te
         ),
     )
     stack = _tiny(settings)
-    topic_arn = ref(stack, "aws_sns_topic", "budget/alerts-topic", "arn")
+    topic_arn = ref(stack, "aws_sns_topic", "budget/alerts/topic", "arn")
     budgets = {b["name"]: b for b in resources(stack, "aws_budgets_budget").values()}
     assert set(budgets) == {"p-test-monthly", "p-test-team-vision-monthly", "p-test-team-nlp-monthly"}
     vision = budgets["p-test-team-vision-monthly"]
@@ -146,11 +146,11 @@ def test_a_team_budget_counts_its_team_in_its_environment_only_and_emails_the_te
 
 def test_the_alert_key_follows_the_environments_deletion_window_and_administrators() -> None:
     stack = _tiny(BudgetSettings(monthly_limit_usd=42, alert_emails=("a@example.com",)))
-    key = only(stack, "aws_kms_key", "budget/alerts-key")
+    key = only(stack, "aws_kms_key", "budget/alerts/key")
     assert key["deletion_window_in_days"] == 7
     (admins,) = [s for s in policy(key["policy"])["Statement"] if s["Sid"] == "AdministratorsManageKey"]
     assert admins["Principal"] == {"AWS": [DEPLOYER_ARN]}
-    assert only(stack, "aws_kms_alias", "budget/alerts-key-alias")["name"] == "alias/p-test-cost-alerts"
+    assert only(stack, "aws_kms_alias", "budget/alerts/key-alias")["name"] == "alias/p-test-cost-alerts"
     budget = only(stack, "aws_budgets_budget", "budget/budget")
     assert (budget["name"], budget["account_id"], budget["limit_amount"]) == ("p-test-monthly", "123456789012", "42.0")
 

@@ -101,7 +101,7 @@ def test_dev_has_no_alert_topic_until_its_alarms_are_switched_on(stacks, altered
     assert names_of(stacks["dev"], "aws_kms_key", "monitoring/alerts/key") == []
     assert "alerts_topic_arn" not in stacks["dev"]["output"]
     # The cost alerts keep their own topic either way.
-    assert names_of(stacks["dev"], "aws_sns_topic", "budget/alerts-topic") != []
+    assert names_of(stacks["dev"], "aws_sns_topic", "budget/alerts/topic") != []
     dev = altered["dev"]
     assert [(s["protocol"], s["endpoint"]) for s in _subscriptions(dev)] == [("email", "dev-alerts@example.com")]
     assert output(dev, "alerts_topic_arn")["value"] == ref(dev, "aws_sns_topic", TOPIC, "arn")

@@ -3,9 +3,7 @@ that invoke the handler, and the handler itself, loaded the way Lambda loads it 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -14,6 +12,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 from constructs.sagemaker.idle import FUNCTION_SOURCE
 from constructs.sagemaker.idle_settings import IDLE_TAG, PARK_EVENT
+
+from tests.support.functions import load_handler as load_function_handler
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -25,13 +25,7 @@ SERVICES = ("sagemaker", "cloudwatch", "sns", "sqs", "application-autoscaling")
 
 def load_handler() -> ModuleType:
     """``functions/endpoint_idle/handler.py`` as Lambda imports it, without touching ``sys.path``."""
-    spec = importlib.util.spec_from_file_location("endpoint_idle_handler", FUNCTION_SOURCE / "handler.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while the class body is processed.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_function_handler(FUNCTION_SOURCE, "endpoint_idle_handler")
 
 
 def alarm_event(alarm: str = ALARM, state: str = "ALARM") -> dict[str, Any]:

@@ -29,7 +29,7 @@ PROD_PROTECTED = {
     ("aws_kms_key", "prod/platform/keys/eks-secrets"),
     ("aws_kms_key", "prod/platform/keys/logs"),
     ("aws_kms_key", "prod/platform/training/notifications-key"),
-    ("aws_kms_key", "prod/platform/budget/alerts-key"),
+    ("aws_kms_key", "prod/platform/budget/alerts/key"),
     ("aws_kms_key", "prod/platform/monitoring/alerts/key"),
     ("aws_cloudwatch_log_group", "prod/platform/monitoring/container-insights/performance-log-group"),
     ("aws_kms_key", "prod/platform/secondary/recovery-key"),

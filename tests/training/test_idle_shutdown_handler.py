@@ -8,9 +8,7 @@ while botocore's service models are loaded once instead of once per test.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +21,8 @@ from constructs.training.function_archive import FUNCTION_SOURCE
 from moto import mock_aws
 from moto.core.models import MockAWS
 
-HANDLER_PATH = FUNCTION_SOURCE / "handler.py"
+from tests.support.functions import load_handler as load_function_handler
+
 REGION = "us-east-1"
 ALARM = "gpu-training-idle"
 NAMESPACE = "MLPlatform/GPUTraining"
@@ -32,13 +31,7 @@ METRIC = "nvidia_smi_utilization_gpu"
 
 def load_handler() -> ModuleType:
     # Lambda imports the file as a top-level module; so do the tests, without touching sys.path.
-    spec = importlib.util.spec_from_file_location("idle_shutdown_handler", HANDLER_PATH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while the class body is processed.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_function_handler(FUNCTION_SOURCE, "idle_shutdown_handler")
 
 
 handler_module = load_handler()
