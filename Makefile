@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The synth command of cdktf.json's "app", for the targets below that synthesize without the cdktf CLI.
+SYNTH := $(PY) -O main.py
 # checkov has its own venv: its exact boto3 pin conflicts with the one moto needs (docs/security.md).
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
@@ -20,10 +22,15 @@ export ML_PLATFORM_TF_MIRROR
 
 .PHONY: install synth test test-fast lint typecheck format bench check-config compare-synth diff deploy destroy clean checkov scan drift rehearse cost
 
+# The app runs with `python -O` (cdktf.json, $(SYNTH)): that skips the runtime type checks of the jsii bindings,
+# about a third of a second per synth; the test suite runs without -O, so they still check every call there.
+# pip writes bytecode for plain `python` only, so the -O bytecode is compiled here, once; without it each synth
+# would compile the provider modules it imports (docs/performance.md).
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -O -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" > /dev/null
 	touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.txt
@@ -71,7 +78,7 @@ compare-synth: $(PY_STAMP)
 ## ML_PLATFORM_OVERRIDES_FILE reaches both commands: the gate scans that file's scenario
 ## (ML_PLATFORM_OVERRIDES_FILE=examples/model-serving.json make scan).
 scan: $(PY_STAMP) $(CHECKOV_STAMP)
-	$(PY) main.py
+	$(SYNTH)
 	$(PY) tools/checkov_gate.py --out "$${CDKTF_OUTDIR:-cdktf.out}"
 
 ## ruff (lint and format) on everything, mypy on constructs/, stacks/ and main.py.
@@ -93,7 +100,7 @@ bench: $(PY_STAMP)
 ## Synthesize, then print the monthly cost estimate of every stack from the dated price table (docs/costs.md).
 ## Exits 2 when an instance type, region or count cannot be priced (nothing is ever priced at zero).
 cost: $(PY_STAMP)
-	$(PY) main.py
+	$(SYNTH)
 	$(PY) -m costs --out "$${CDKTF_OUTDIR:-cdktf.out}"
 
 ENV ?= dev

@@ -23,23 +23,29 @@ from constructs.core.checks import check_failure_report
 from constructs.core.errors import ConfigurationError
 
 from stacks.deployment import load_deployment
-from stacks.output import Interrupted, outdir_from, synthesis_output
+from stacks.output import Interrupted, outdir_from, stacks_from, synthesis_output
 from stacks.overrides import load_environments
 
 
 def build_app(outdir: str) -> App:
-    """Validate the configuration and build every environment's stack, and the bootstrap stack, into an App."""
+    """Validate the configuration and build every environment's stack, and the bootstrap stack, into an App.
+
+    ``ML_PLATFORM_STACKS`` (comma-separated stack names) builds only those.
+    """
     environments = load_environments()
     deployment = load_deployment()
     # The provider bindings take seconds to load, so a configuration error is reported before they are.
-    from stacks.bootstrap_stack import BootstrapStack
+    from stacks.bootstrap_stack import BOOTSTRAP_STACK, BootstrapStack
     from stacks.matrix import BOOTSTRAP
     from stacks.ml_platform_stack import MlPlatformStack
 
+    selected = stacks_from(os.environ, [*environments, BOOTSTRAP_STACK])
     app = App(outdir=outdir)
     for config in environments.values():
-        MlPlatformStack(app, config, deployment)
-    BootstrapStack(app, BOOTSTRAP, environments, deployment)
+        if config.name in selected:
+            MlPlatformStack(app, config, deployment)
+    if BOOTSTRAP_STACK in selected:
+        BootstrapStack(app, BOOTSTRAP, environments, deployment)
     return app
 
 

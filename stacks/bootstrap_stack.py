@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from cdktf import (
-    Aspects,
     TerraformOutput,
     TerraformProvider,
     TerraformStack,
@@ -211,7 +210,8 @@ class BootstrapStack(TerraformStack):
         self.api_logging = self._api_logging(config, environments, deployment, emulator)
         self.image_replication = self._replicate_images(environments, deployment, identity.account_id, emulator)
         self._outputs(oidc)
-        Aspects.of(self).add(security_checks(gpu_enabled=False, protected=True))
+        self.security_checks = security_checks(gpu_enabled=False, protected=True)
+        self.security_checks.apply_to(self)
 
     def _api_logging(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keyword
 from typing import Any
 
-from cdktf import Aspects, TerraformStack
+from cdktf import TerraformStack
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.platform import MlPlatform
@@ -61,5 +61,6 @@ class MlPlatformStack(TerraformStack):
         )
         configure_backend(self, config.name, deployment)
         self.platform = MlPlatform(self, "platform", config, secondary_provider=self.secondary_provider)
-        # One aspect runs the whole security policy (docs/security.md) on the final configuration.
-        Aspects.of(self).add(security_checks(gpu_enabled=config.gpu_enabled, protected=config.protected))
+        # The whole security policy (docs/security.md), run once on the final configuration.
+        self.security_checks = security_checks(gpu_enabled=config.gpu_enabled, protected=config.protected)
+        self.security_checks.apply_to(self)

@@ -22,7 +22,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -111,6 +111,24 @@ def signals_raise() -> Iterator[SignalGuard]:
 def outdir_from(environ: Mapping[str, str]) -> Path:
     """The absolute output directory ``CDKTF_OUTDIR`` names (``cdktf.out`` when unset or empty)."""
     return Path(os.path.abspath(environ.get(OUTDIR_ENV) or DEFAULT_OUTDIR))
+
+
+STACKS_ENV = "ML_PLATFORM_STACKS"
+
+
+def stacks_from(environ: Mapping[str, str], available: Sequence[str]) -> tuple[str, ...]:
+    """The stacks ``ML_PLATFORM_STACKS`` names (comma-separated, in ``available``'s order); all when unset or empty.
+
+    A synth of some stacks replaces the output directory with those stacks only.
+    """
+    raw = environ.get(STACKS_ENV, "")
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    if not names:
+        return tuple(available)
+    if unknown := sorted(names - set(available)):
+        allowed = f"a comma-separated list of {', '.join(available)}; unset for every stack (not: {', '.join(unknown)})"
+        raise ConfigurationError("synth selection", STACKS_ENV, raw, allowed)
+    return tuple(name for name in available if name in names)
 
 
 def _refused(outdir: Path, why: str) -> ConfigurationError:

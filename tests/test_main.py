@@ -33,6 +33,7 @@ from stacks.output import (
     outdir_from,
     replace_outdir,
     signals_raise,
+    stacks_from,
 )
 from stacks.overrides import OVERRIDES_ENV
 
@@ -59,7 +60,7 @@ def _app_with_an_untagged_second_stack(outdir: str) -> cdktf.App:
         default_tags = [aws.provider.AwsProviderDefaultTags(tags=tags)]
         aws.provider.AwsProvider(stack, "aws", region="us-east-1", default_tags=default_tags)
         aws.sns_topic.SnsTopic(stack, "topic", name=name)
-        cdktf.Aspects.of(stack).add(SynthChecks("required-tags", [RequiredTags(OWNER_TAG_KEYS)]))
+        SynthChecks("required-tags", [RequiredTags(OWNER_TAG_KEYS)]).apply_to(stack)
     return app
 
 
@@ -128,6 +129,63 @@ def test_check_failure_exits_3_with_path_and_rule_and_writes_nothing(tmp_path, m
     # The first stack was already written to the scratch directory; none of it may survive.
     assert not outdir.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def _app_with_two_failing_stacks(outdir: str) -> cdktf.App:
+    app = cdktf.App(outdir=outdir)
+    for name in ("first", "second"):
+        stack = cdktf.TerraformStack(app, name)
+        aws.provider.AwsProvider(stack, "aws", region="us-east-1")
+        aws.sns_topic.SnsTopic(stack, "topic", name=name)
+        SynthChecks("required-tags", [RequiredTags(OWNER_TAG_KEYS)]).apply_to(stack)
+    return app
+
+
+def test_every_stack_that_fails_its_checks_is_reported_at_once(tmp_path, monkeypatch, capsys) -> None:
+    outdir = tmp_path / "cdktf.out"
+    monkeypatch.setenv("CDKTF_OUTDIR", str(outdir))
+    monkeypatch.setattr(main, "build_app", _app_with_two_failing_stacks)
+    assert main.main() == 3
+    err = capsys.readouterr().err
+    assert "required-tags: 1 violation(s) in stack 'first'" in err and "[first/topic] TAG-1" in err
+    assert "required-tags: 1 violation(s) in stack 'second'" in err and "[second/topic] TAG-1" in err
+    assert "skipValidation" not in err  # cdktf's advice for returned validation errors is not for a security gate
+    assert not outdir.exists()
+
+
+def test_stack_selection_keeps_the_order_of_the_stacks_and_names_what_is_allowed() -> None:
+    available = ["dev", "staging", "prod", "bootstrap"]
+    assert stacks_from({}, available) == tuple(available)
+    assert stacks_from({"ML_PLATFORM_STACKS": " , "}, available) == tuple(available)
+    assert stacks_from({"ML_PLATFORM_STACKS": "bootstrap, dev"}, available) == ("dev", "bootstrap")
+    with pytest.raises(ConfigurationError) as refused:
+        stacks_from({"ML_PLATFORM_STACKS": "dev,qa,Prod"}, available)
+    assert str(refused.value) == (
+        "synth selection: field 'ML_PLATFORM_STACKS' = 'dev,qa,Prod' is not allowed; allowed: a comma-separated list "
+        "of dev, staging, prod, bootstrap; unset for every stack (not: Prod, qa)"
+    )
+
+
+@pytest.mark.slow
+def test_a_selected_stack_is_synthesized_alone_with_only_the_assemblies_it_uses(tmp_path) -> None:
+    """The bootstrap stack has no Kubernetes side: its synth loads neither the helm nor the kubernetes assembly."""
+    outdir, report = tmp_path / "cdktf.out", tmp_path / "calls.json"
+    env = _environment(CDKTF_OUTDIR=str(outdir), ML_PLATFORM_STACKS="bootstrap")
+    result = subprocess.run(
+        [sys.executable, "bench/count_calls.py", str(report)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in (outdir / "stacks").iterdir()) == ["bootstrap"]
+    calls = json.loads(report.read_text())
+    assert calls["provider_packages"] == ["cdktf_cdktf_provider_aws"]
+    assert calls["calls"]["load"] == 3  # constructs, cdktf, aws
+    assert 0 < calls["round_trips"] < 500
 
 
 @pytest.mark.parametrize(

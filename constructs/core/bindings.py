@@ -17,6 +17,12 @@ only when it is first used::
 The result is byte-identical to importing the bindings the usual way: ``bench/synth.py`` (``make bench``)
 synthesizes both ways, measures the difference and fails when the outputs differ. Set
 ``ML_PLATFORM_IMPORT_MODE=naive`` to load the packages the usual way.
+
+Attribute references of resources and data sources (``bucket.arn``, ``role.name``) are read from the kernel
+once per object and kept: each read is a round trip to the jsii kernel that returns a new token for the same
+reference (``${aws_s3_bucket.x.arn}``), and the platform reads the same ones again and again (a bucket's ARN
+in every grant). Values that can change are always read: ``*_input`` (the argument as set) and everything
+of providers, whose properties return the configured value rather than a reference.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 IMPORT_MODE_ENV = "ML_PLATFORM_IMPORT_MODE"
 
@@ -58,6 +66,39 @@ def _load_package(package: str) -> ModuleType:
     return module
 
 
+_READ_ONCE = "__ml_platform_read_once__"
+
+
+def _read_once(name: str, getter: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``getter`` whose value is kept on the object (in its ``__dict__``) after the first read."""
+    slot = f"__ref_{name}"
+
+    def read(obj: Any) -> Any:
+        try:
+            return obj.__dict__[slot]
+        except KeyError:
+            value = obj.__dict__[slot] = getter(obj)
+            return value
+
+    read.__doc__ = getter.__doc__
+    return read
+
+
+def _keep_attribute_references(module: ModuleType) -> None:
+    """Make the attribute references of ``module``'s resource and data source classes read once per object."""
+    from cdktf import TerraformDataSource, TerraformResource
+
+    for cls in vars(module).values():
+        if not isinstance(cls, type) or not issubclass(cls, TerraformResource | TerraformDataSource):
+            continue
+        if cls.__module__ != module.__name__ or cls.__dict__.get(_READ_ONCE):
+            continue
+        for name, member in list(vars(cls).items()):
+            if isinstance(member, property) and member.fget is not None and not name.endswith("_input"):
+                setattr(cls, name, property(_read_once(name, member.fget), member.fset, member.fdel, member.__doc__))
+        setattr(cls, _READ_ONCE, True)
+
+
 class ProviderBindings:
     """A provider package whose submodules are imported on first attribute access.
 
@@ -73,6 +114,7 @@ class ProviderBindings:
             raise AttributeError(submodule)
         _load_package(self._package)
         module = importlib.import_module(f"{self._package}.{submodule}")
+        _keep_attribute_references(module)
         # Cache on the instance so later lookups skip __getattr__ entirely.
         setattr(self, submodule, module)
         return module

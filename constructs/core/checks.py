@@ -1,9 +1,15 @@
-"""Checks that run on every stack at synthesis, as a CDKTF Aspect, cdk-nag style.
+"""Checks that run on every stack at synthesis, once per stack, on the configuration written for it.
 
 Each rule is a small object with an ``id``, a one-line ``description`` and a ``check`` method that
 looks at one synthesized resource and returns what is wrong with it. Rules see the resource's
-*final* Terraform configuration, after escape hatches and overrides, exactly as Terraform will see
-it, so nothing slips past by being set in an unusual way.
+*final* Terraform configuration, after escape hatches, overrides and every Aspect, exactly as Terraform
+will see it (they read the written ``cdk.tf.json``), so nothing slips past by being set in an unusual way.
+
+:meth:`SynthChecks.apply_to` adds the checks to a stack. They run as a validation of its app, which cdktf
+runs once every stack is written (``app.synth()``, ``cdktf synth``, ``python main.py``); a stack that fails
+is removed, and ``main.py`` writes into a scratch directory that replaces ``cdktf.out`` only on success.
+``cdktf.Testing.synth`` writes nothing and runs no app validation: tests call ``app.synth()``, or
+:meth:`SynthChecks.violations` on a stack.
 
 A rule can be suppressed for one construct (and everything below it) with :func:`suppress`, which
 requires a written reason. Violations fail synthesis with the construct path and the rule id. A suppression
@@ -14,22 +20,25 @@ that silences a finding is written into the synthesized JSON of that resource, u
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import jsii
-from cdktf import IAspect, TerraformResource, TerraformStack
-from constructs import IConstruct
+from cdktf import App, TerraformResource, TerraformStack
+from constructs import IConstruct, IValidation
 
 _SUPPRESSIONS_ATTR = "_ml_platform_suppressions"
+_CHECKS_ATTR = "_ml_platform_checks"
 SUPPRESSED_CHECKS_KEY = "suppressed_checks"
 """Key under a resource's ``//`` comment block that lists the suppressed rules that fired, with their reasons."""
 
 
-# Start of every check failure message. The error crosses the jsii boundary (the aspect runs as a
-# callback from the Node.js kernel) and comes back as a RuntimeError carrying only the text, so
-# callers recognise a check failure by this marker.
+# Start of every check failure message. The error crosses the jsii boundary (the validation runs as a
+# callback from the Node.js kernel, which reports it) and comes back as a RuntimeError carrying only the
+# text, so callers recognise a check failure by this marker.
 CHECK_FAILURE_MARKER = "synthesis checks failed: "
 
 
@@ -169,60 +178,128 @@ def synth_resources(
     return found
 
 
-def _construct_at(stack: TerraformStack, path: str) -> IConstruct | None:
-    """The construct at ``path`` (a path below ``stack``), looked up one level at a time."""
-    prefix = stack.node.path + "/"
-    if not path.startswith(prefix):
-        return None
-    node: IConstruct = stack
-    for part in path[len(prefix) :].split("/"):
-        child = node.node.try_find_child(part)
-        if child is None:
-            return None
-        node = child
-    return node
-
-
-@jsii.implements(IAspect)
 class SynthChecks:
-    """An Aspect that runs ``rules`` over every resource of the stack it is added to.
-
-    It acts once, when visiting the stack itself, on the stack's final configuration.
-    """
+    """The rules of one policy (``name``), run over every resource of the stacks they are applied to."""
 
     def __init__(self, name: str, rules: Iterable[Rule]) -> None:
         self.name = name
         self.rules = tuple(rules)
 
-    def violations(self, stack: TerraformStack) -> list[str]:
-        """Every violation in ``stack`` as ``[path] RULE-ID: message``; suppressed findings are recorded."""
+    def apply_to(self, stack: TerraformStack) -> None:
+        """Check ``stack`` each time its app is synthesized, on the configuration written for it.
+
+        A violation fails the synthesis, and the failing stack's file is removed.
+        """
+        _WrittenStackChecks.of(stack).add(stack, self)
+
+    def violations(self, stack: TerraformStack, config: dict[str, Any] | None = None) -> list[str]:
+        """Every violation in ``stack`` (configuration ``config``, else its current one) as ``[path] RULE-ID: ...``."""
+        return self.findings(stack, stack.to_terraform() if config is None else config)[0]
+
+    def findings(
+        self, stack: TerraformStack, config: dict[str, Any]
+    ) -> tuple[list[str], dict[tuple[str, str], dict[str, str]]]:
+        """The violations in ``stack``'s configuration ``config``, and the findings that suppressions silenced:
+        ``(problems, {(resource type, name): {rule id: reason}})``."""
         problems: list[str] = []
-        silenced: dict[str, dict[str, str]] = {}
-        stack_config = stack.to_terraform()
-        for resource, suppressed in synth_resources(stack, stack_config):
+        silenced: dict[tuple[str, str], dict[str, str]] = {}
+        for resource, suppressed in synth_resources(stack, config):
             for rule in self.rules:
-                findings = rule.check(resource)
-                if not findings:
+                found = rule.check(resource)
+                if not found:
                     continue
                 if rule.id in suppressed:
-                    silenced.setdefault(resource.path, {})[rule.id] = suppressed[rule.id]
+                    silenced.setdefault((resource.type, resource.name), {})[rule.id] = suppressed[rule.id]
                     continue
-                problems.extend(f"[{resource.path}] {rule.id}: {message}" for message in findings)
+                problems.extend(f"[{resource.path}] {rule.id}: {message}" for message in found)
         for rule in self.rules:
             check_stack = getattr(rule, "check_stack", None)
             if check_stack is not None:
-                problems.extend(f"[{stack.node.path}] {rule.id}: {message}" for message in check_stack(stack_config))
-        for path, rules in silenced.items():
-            construct = _construct_at(stack, path)
-            if isinstance(construct, TerraformResource):
-                construct.add_override(f"//.{SUPPRESSED_CHECKS_KEY}", dict(sorted(rules.items())))
-        return problems
+                problems.extend(f"[{stack.node.path}] {rule.id}: {message}" for message in check_stack(config))
+        return problems, silenced
 
-    def visit(self, node: IConstruct) -> None:
-        """Check the stack; raise :class:`SynthesisCheckError` listing every violation."""
-        if not TerraformStack.is_stack(node):
-            return
-        problems = self.violations(node)  # type: ignore[arg-type]
+    def check_written(self, stack: TerraformStack, stack_file: Path) -> str | None:
+        """Check the configuration written for ``stack`` to ``stack_file``.
+
+        Returns the failure report (which starts with the policy's name), or None when ``stack`` complies; then
+        each silenced finding is noted in the file under its resource's ``//`` block, with its reason.
+        """
+        config = json.loads(stack_file.read_text())
+        problems, silenced = self.findings(stack, config)
         if problems:
-            summary = f"{CHECK_FAILURE_MARKER}{self.name}: {len(problems)} violation(s) in stack '{node.node.id}':"
-            raise SynthesisCheckError(summary + "".join(f"\n  {problem}" for problem in problems))
+            summary = f"{self.name}: {len(problems)} violation(s) in stack '{stack.node.id}':"
+            return summary + "".join(f"\n  {problem}" for problem in problems)
+        if silenced:
+            _note_suppressions(config, silenced)
+            stack_file.write_text(_as_cdktf_writes(config))
+        return None
+
+
+def _note_suppressions(config: dict[str, Any], silenced: dict[tuple[str, str], dict[str, str]]) -> None:
+    """Note each silenced finding in its resource's ``//`` block, as an override of ``//`` would.
+
+    cdktf lists every resource's overridden keys in the stack's ``//.metadata.overrides``, by resource type; the
+    note is such an override, so it is listed there too (after the type's other entries: the list is
+    informational, and only its order within a type could differ from an override made before the write).
+    """
+    overrides = config.setdefault("//", {}).setdefault("metadata", {}).setdefault("overrides", {})
+    for (resource_type, name), rules in sorted(silenced.items()):
+        notes = config["resource"][resource_type][name].setdefault("//", {})
+        if SUPPRESSED_CHECKS_KEY not in notes:
+            overrides.setdefault(resource_type, []).append("//")
+        notes[SUPPRESSED_CHECKS_KEY] = dict(sorted(rules.items()))
+
+
+def _as_cdktf_writes(config: dict[str, Any]) -> str:
+    """``config`` formatted as cdktf writes a stack (json-stable-stringify: sorted keys, two spaces, no newline)."""
+    return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+@jsii.implements(IValidation)
+class _WrittenStackChecks:
+    """The checks of every stack of one app, as a validation of the app.
+
+    cdktf runs an app's own validations once every stack is written, so the checks read each stack's final
+    configuration from its file. (Checking before the write would need the configuration from the jsii kernel,
+    a second rendering of every stack; and an Aspect is called back from the kernel for every construct.)
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.stacks: list[tuple[TerraformStack, SynthChecks]] = []
+
+    @classmethod
+    def of(cls, stack: TerraformStack) -> _WrittenStackChecks:
+        """The checks of ``stack``'s app, added to the app on first use."""
+        app = stack.node.root
+        if not isinstance(app, App):
+            raise TypeError(f"{stack.node.path}: checks need the stack to belong to a cdktf App")
+        checks: _WrittenStackChecks | None = getattr(app, _CHECKS_ATTR, None)
+        if checks is None:
+            checks = cls(app)
+            setattr(app, _CHECKS_ATTR, checks)
+            app.node.add_validation(checks)
+        return checks
+
+    def add(self, stack: TerraformStack, checks: SynthChecks) -> None:
+        """Run ``checks`` on ``stack``."""
+        self.stacks.append((stack, checks))
+
+    def validate(self) -> list[str]:
+        """Check every written stack; raise :class:`SynthesisCheckError` with one report for all that fail.
+
+        (Raised rather than returned: cdktf would report returned errors with advice to skip validations.)
+        """
+        reports: list[str] = []
+        for stack, checks in self.stacks:
+            stack_file = Path(self.app.outdir) / "stacks" / stack.node.id / "cdk.tf.json"
+            if not stack_file.is_file():
+                reports.append(f"{checks.name}: stack '{stack.node.id}' was not written to {stack_file}")
+                continue
+            report = checks.check_written(stack, stack_file)
+            if report is not None:
+                stack_file.unlink()
+                reports.append(report)
+        if reports:
+            raise SynthesisCheckError(CHECK_FAILURE_MARKER + "\n".join(reports))
+        return []

@@ -22,6 +22,7 @@ from stacks.account import BootstrapConfig
 from stacks.deployment import DeploymentSettings
 from stacks.environment import EnvironmentConfig
 from stacks.matrix import BOOTSTRAP, MATRIX
+from tests.support.stacks import written
 from tests.support.synth_json import data_ref, only, output, policy, ref, resources
 
 BOOTSTRAP_STACK = "bootstrap"
@@ -207,9 +208,7 @@ def synth_bootstrap(
     """A bootstrap stack built alone, checks run, with each resource's construct path (as a full synth writes)."""
     from stacks.bootstrap_stack import BootstrapStack
 
-    stack = BootstrapStack(cdktf.Testing.app(), config, environments, deployment or DeploymentSettings())
-    cdktf.Testing.synth(stack)  # runs the aspects, so a failed check raises here
-    return json.loads(json.dumps(stack.to_terraform()))
+    return written(BootstrapStack(cdktf.Testing.app(), config, environments, deployment or DeploymentSettings()))
 
 
 def trust(stack: dict[str, Any], role_path: str) -> dict[str, Any]:

@@ -59,6 +59,7 @@ from tests.gitops.bootstrap import (
     variables_only,
     web_identity_statement,
 )
+from tests.support.stacks import written
 from tests.support.synth_json import (
     ENVIRONMENTS,
     address,
@@ -350,7 +351,7 @@ def test_a_rule_violation_in_the_bootstrap_stack_fails_the_synth() -> None:
     stack = BootstrapStack(cdktf.Testing.app(), BOOTSTRAP, MATRIX, DeploymentSettings())
     stack.plan_role.grant("everything", PolicyStatement(sid="Everything", actions=("*",), resources=("*",)))
     with pytest.raises(RuntimeError) as failed:
-        cdktf.Testing.synth(stack)
+        written(stack)
     report = check_failure_report(failed.value) or ""
     assert "bootstrap/plan-role/everything" in report and "IAM-1" in report
 

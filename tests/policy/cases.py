@@ -1,13 +1,12 @@
 """What the policy tests share: one rule run on one hand-written resource, and a small stack with the pack.
 
 Rules are checked on configurations written the way ``cdk.tf.json`` holds them, without synthesizing; the
-stack helpers are for what needs the Aspect at synthesis (violations, suppressions, notes in the JSON).
+stack helpers are for what needs the checks at synthesis (violations, suppressions, notes in the JSON).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import cdktf
@@ -60,14 +59,5 @@ def tagged_stack(
     aws.provider.AwsProvider(
         stack, "aws", region="us-east-1", default_tags=[aws.provider.AwsProviderDefaultTags(tags=dict(OWNER_TAGS))]
     )
-    cdktf.Aspects.of(stack).add(security_checks(gpu_enabled=gpu_enabled, protected=protected))
+    security_checks(gpu_enabled=gpu_enabled, protected=protected).apply_to(stack)
     return stack
-
-
-def written(app: cdktf.App, stack: cdktf.TerraformStack) -> dict[str, Any]:
-    """Synthesize ``app`` and return ``stack``'s ``cdk.tf.json`` as written, ``//`` notes included.
-
-    (``cdktf.Testing.synth`` drops every ``//`` block, so it cannot show what a reviewer of the file reads.)
-    """
-    app.synth()
-    return json.loads((Path(app.outdir) / "stacks" / stack.node.id / "cdk.tf.json").read_text())

@@ -15,7 +15,7 @@ from stacks.deployment import DeploymentSettings
 from stacks.matrix import MATRIX
 from stacks.ml_platform_stack import MlPlatformStack
 from tests.policy.cases import NAMED_ADMIN_KEY_POLICY, tagged_stack
-from tests.support.stacks import OWNER_TAGS
+from tests.support.stacks import OWNER_TAGS, written
 from tests.support.synth_json import ENVIRONMENTS
 
 RULE_IDS = [
@@ -68,7 +68,7 @@ def test_synthesis_fails_naming_the_path_and_rule() -> None:
     stack = tagged_stack(cdktf.Testing.app())
     _open_ssh_group(stack)
     with pytest.raises(Exception, match=r"ml-platform-security: 1 violation\(s\) in stack 'tiny'") as caught:
-        cdktf.Testing.synth(stack)
+        written(stack)
     assert "[tiny/ssh] NET-1: aws_security_group.ssh ingress[0] allows 22-22/tcp" in str(caught.value)
     # The failure crosses the jsii boundary as text; callers find the report by its marker.
     report = check_failure_report(caught.value)
@@ -89,8 +89,7 @@ def test_app_synth_runs_the_pack_too(tmp_path) -> None:
 
 
 def _pack_of(stack: MlPlatformStack) -> SynthChecks:
-    (checks,) = [aspect for aspect in cdktf.Aspects.of(stack).all if isinstance(aspect, SynthChecks)]
-    return checks
+    return stack.security_checks
 
 
 def _add_strays(stack: MlPlatformStack) -> None:

@@ -25,6 +25,7 @@ from constructs.core.checks import check_failure_report
 from constructs.policy.secret_literals import SECRET_ARGUMENTS, NoSecretLiterals, document_findings
 
 from tests.policy.cases import check_one, tagged_stack
+from tests.support.stacks import written
 from tests.support.synth_json import ENVIRONMENTS, resources
 
 ARGUMENT = "a secret-bearing argument is set"
@@ -335,7 +336,7 @@ def test_synthesis_fails_on_a_password_argument_naming_sec1() -> None:
     stack = tagged_stack(cdktf.Testing.app())
     _database(stack, password="hunter2hunter2")
     with pytest.raises(Exception, match=r"ml-platform-security: 1 violation\(s\) in stack 'tiny'") as caught:
-        cdktf.Testing.synth(stack)
+        written(stack)
     report = check_failure_report(caught.value)
     assert report is not None
     assert f"[tiny/db] SEC-1: aws_db_instance.db: password: {ARGUMENT}" in report
@@ -344,7 +345,7 @@ def test_synthesis_fails_on_a_password_argument_naming_sec1() -> None:
 def test_the_same_stack_with_an_rds_managed_password_passes() -> None:
     stack = tagged_stack(cdktf.Testing.app())
     _database(stack, manage_master_user_password=True)
-    (db,) = json.loads(cdktf.Testing.synth(stack))["resource"]["aws_db_instance"].values()
+    (db,) = written(stack)["resource"]["aws_db_instance"].values()
     assert db["manage_master_user_password"] is True and "password" not in db
 
 
@@ -367,4 +368,4 @@ def test_synthesis_fails_on_a_secret_outside_the_resources() -> None:
     aws.data_aws_secretsmanager_secret_version.DataAwsSecretsmanagerSecretVersion(stack, "v", secret_id="x")
     cdktf.TerraformOutput(stack, "key", value=PEM, sensitive=True)
     with pytest.raises(Exception, match="SEC-1"):
-        cdktf.Testing.synth(stack)
+        written(stack)

@@ -6,6 +6,8 @@ A suppression that silences a finding is written into that resource's ``//`` blo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cdktf
 import pytest
 from constructs.core.bindings import aws
@@ -20,7 +22,8 @@ from constructs.policy.rules import BucketEncryptedWithKms
 from constructs.storage.bucket import SecureBucket, SecureBucketProps
 
 from stacks.matrix import MATRIX
-from tests.policy.cases import NAMED_ADMIN_KEY_POLICY, tagged_stack, written
+from tests.policy.cases import NAMED_ADMIN_KEY_POLICY, tagged_stack
+from tests.support.stacks import written
 from tests.support.synth_json import resources
 
 NOTES = "suppressed_checks"
@@ -102,7 +105,7 @@ def test_a_silenced_finding_is_recorded_on_its_resource_only(tmp_path) -> None:
     app = cdktf.App(outdir=str(tmp_path))
     stack = tagged_stack(app, protected=True)
     logs, _ = _log_and_data_buckets(stack)
-    config = written(app, stack)
+    config = written(stack)
     (bucket_name,) = [n for n in resources(config, "aws_s3_bucket") if n.startswith("logs_bucket_")]
     # Only the bucket, where S3-2 found something, carries the note; its companions under the same
     # suppressed construct, and the compliant data bucket, carry none.
@@ -121,7 +124,7 @@ def test_a_suppression_whose_rule_finds_nothing_writes_nothing(tmp_path) -> None
     suppress(data, "S3-2", "the data bucket is encrypted with SSE-KMS, so this suppression silences nothing")
     suppress(key, "KMS-1", "the key rotates, so this suppression silences nothing at all")
     suppress(stack, "GPU-1", "no GPU anywhere in this stack, so this suppression silences nothing")
-    config = written(app, stack)
+    config = written(stack)
     (log_bucket,) = [n for n in resources(config, "aws_s3_bucket") if n.startswith("logs_bucket_")]
     # The log bucket is under the stack's GPU-1 suppression too, but only its S3-2 exemption silences a finding.
     assert set(suppressions_of(logs)) == {"S3-2", "GPU-1"}
@@ -140,18 +143,19 @@ def test_every_silenced_rule_of_a_resource_is_recorded_sorted_by_rule_id(tmp_pat
     }
     for rule, reason in reasons.items():
         suppress(raw, rule, reason)
-    config = written(app, stack)
+    config = written(stack)
     recorded = config["resource"]["aws_s3_bucket"]["raw"]["//"][NOTES]
     assert list(recorded) == ["S3-1", "S3-2", "S3-3", "S3-4"]
     assert recorded == reasons
 
 
 def test_an_unsuppressed_violation_still_fails_the_synth() -> None:
-    stack = tagged_stack(cdktf.Testing.app())
+    app = cdktf.Testing.app()
+    stack = tagged_stack(app)
     raw = aws.s3_bucket.S3Bucket(stack, "raw", bucket="raw-bucket")
     suppress(raw, "S3-3", VERSIONING_REASON)
     with pytest.raises(Exception, match=r"\[tiny/raw\] S3-1") as caught:
-        cdktf.Testing.synth(stack)
+        written(stack)
     report = check_failure_report(caught.value)
     assert report is not None
     assert [line.split(":", 1)[0].strip() for line in report.splitlines()[1:]] == [
@@ -159,8 +163,9 @@ def test_an_unsuppressed_violation_still_fails_the_synth() -> None:
         "[tiny/raw] S3-2",
         "[tiny/raw] S3-4",
     ]
-    # The silenced finding is still recorded on the resource; the others fail the synth.
-    assert stack.to_terraform()["resource"]["aws_s3_bucket"]["raw"]["//"][NOTES] == {"S3-3": VERSIONING_REASON}
+    # Only the silenced finding is left out of the report, and the failed stack is not left on disk.
+    assert "S3-3" not in report
+    assert not (Path(app.outdir) / "stacks" / "tiny" / "cdk.tf.json").exists()
 
 
 # --- the real environments ------------------------------------------------------------------------

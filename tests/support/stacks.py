@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import cdktf
@@ -31,6 +32,18 @@ def context(**changes: Any) -> PlatformContext:
     }
     values.update(changes)
     return PlatformContext(**values)
+
+
+def written(stack: cdktf.TerraformStack) -> dict[str, Any]:
+    """Synthesize ``stack``'s app as ``main.py`` does (the Aspects, then the checks applied to each stack, which fail
+    the synth) and return ``stack`` as written to its ``cdk.tf.json``, ``//`` notes included.
+
+    (``cdktf.Testing.synth`` runs no checks and drops every ``//`` block.)
+    """
+    app = stack.node.root
+    assert isinstance(app, cdktf.App), f"{stack.node.path} does not belong to an App"
+    app.synth()
+    return json.loads((Path(app.outdir) / "stacks" / stack.node.id / "cdk.tf.json").read_text())
 
 
 class TinyStack:
