@@ -19,12 +19,11 @@ from pathlib import Path
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from cdktf import App
+from constructs.core.bindings import BackgroundLoad, aws
 from constructs.core.checks import check_failure_report
 from constructs.core.errors import ConfigurationError
 
-from stacks.deployment import load_deployment
 from stacks.output import Interrupted, outdir_from, stacks_from, synthesis_output
-from stacks.overrides import load_environments
 
 
 def build_app(outdir: str) -> App:
@@ -32,14 +31,23 @@ def build_app(outdir: str) -> App:
 
     ``ML_PLATFORM_STACKS`` (comma-separated stack names) builds only those.
     """
-    environments = load_environments()
-    deployment = load_deployment()
-    # The provider bindings take seconds to load, so a configuration error is reported before they are.
-    from stacks.bootstrap_stack import BOOTSTRAP_STACK, BootstrapStack
-    from stacks.matrix import BOOTSTRAP
-    from stacks.ml_platform_stack import MlPlatformStack
+    # Every stack uses the AWS provider, whose assembly keeps the jsii kernel busy for seconds: it loads while the
+    # configuration is validated and the stack modules are imported, which never call the kernel. A configuration
+    # error is printed as soon as it is found; the process ends once the load has.
+    loading = BackgroundLoad(aws)
+    try:
+        from stacks.deployment import load_deployment
+        from stacks.overrides import load_environments
 
-    selected = stacks_from(os.environ, [*environments, BOOTSTRAP_STACK])
+        environments = load_environments()
+        deployment = load_deployment()
+        from stacks.bootstrap_stack import BOOTSTRAP_STACK, BootstrapStack
+        from stacks.matrix import BOOTSTRAP
+        from stacks.ml_platform_stack import MlPlatformStack
+
+        selected = stacks_from(os.environ, [*environments, BOOTSTRAP_STACK])
+    finally:
+        loading.wait()
     app = App(outdir=outdir)
     for config in environments.values():
         if config.name in selected:

@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,25 +77,38 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[float, int]:
 
 
 def measure_together(jobs: list[tuple[list[str], dict[str, str]]]) -> tuple[float, int]:
-    """Start every (command, environment) at once and wait for all; returns (wall seconds, peak bytes of all)."""
-    commands = [command for command, _ in jobs]
-    start = time.perf_counter()
-    processes = [
-        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for command, env in jobs
-    ]
-    peak = 0
-    while any(process.poll() is None for process in processes):
-        peak = max(peak, sum(_tree_rss_bytes(process.pid) for process in processes))
-        # Coarse sampling: scanning /proc costs CPU that the synth would otherwise get on 2 cores,
-        # and the ~1 GB peak builds up over seconds, so 4 samples a second find it.
-        time.sleep(0.25)
-    elapsed = time.perf_counter() - start
-    for command, process in zip(commands, processes, strict=True):
-        if process.returncode != 0:
-            error = process.stderr.read().decode() if process.stderr else ""
-            raise SystemExit(f"{shlex.join(command)} failed ({process.returncode}):\n{error}")
-    return elapsed, peak
+    """Start every (command, environment) at once and wait for all; returns (wall seconds, peak bytes of all).
+
+    The wall time ends when the last process does (waited for, not polled); a thread samples the memory.
+    """
+    with contextlib.ExitStack() as files:
+        errors = [files.enter_context(tempfile.TemporaryFile()) for _ in jobs]
+        start = time.perf_counter()
+        processes = [
+            subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=error)
+            for (command, env), error in zip(jobs, errors, strict=True)
+        ]
+        peak, finished = [0], threading.Event()
+
+        def sample() -> None:
+            # Coarse sampling: scanning /proc costs CPU that the synth would otherwise get on 2 cores,
+            # and the ~1 GB peak builds up over seconds, so 4 samples a second find it.
+            while not finished.is_set():
+                peak[0] = max(peak[0], sum(_tree_rss_bytes(process.pid) for process in processes))
+                finished.wait(0.25)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        for process in processes:
+            process.wait()
+        elapsed = time.perf_counter() - start
+        finished.set()
+        sampler.join()
+        for (command, _), process, error in zip(jobs, processes, errors, strict=True):
+            if process.returncode != 0:
+                error.seek(0)
+                raise SystemExit(f"{shlex.join(command)} failed ({process.returncode}):\n{error.read().decode()}")
+    return elapsed, peak[0]
 
 
 def app_command() -> list[str]:

@@ -31,6 +31,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -47,6 +48,7 @@ def _naive_mode() -> bool:
 
 def _load_package(package: str) -> ModuleType:
     """Return the provider package, registered in ``sys.modules`` with its assembly loaded."""
+    BackgroundLoad.wait_for_others()
     if package in sys.modules:
         return sys.modules[package]
     if _naive_mode():
@@ -64,6 +66,45 @@ def _load_package(package: str) -> ModuleType:
         del sys.modules[package]
         raise
     return module
+
+
+class BackgroundLoad:
+    """Provider assemblies loading in a thread while the caller does work that never calls the jsii kernel.
+
+    Loading the AWS assembly keeps the kernel busy for about two seconds, during which Python would only wait;
+    ``main.py`` validates the configuration and imports the stack modules meanwhile. The kernel's Python client
+    serves one request at a time from one thread, so until :meth:`wait` returns the caller must not use
+    ``cdktf`` or the bindings (a binding waits by itself). A failed load is not raised here: the package stays
+    unloaded, and its first use loads it again and raises the error where it is used.
+    """
+
+    _running: BackgroundLoad | None = None
+
+    def __init__(self, *bindings: ProviderBindings) -> None:
+        self._packages = [binding._package for binding in bindings]
+        self._thread = threading.Thread(target=self._load, name="provider-assemblies", daemon=True)
+        BackgroundLoad._running = self
+        self._thread.start()
+
+    def _load(self) -> None:
+        for package in self._packages:
+            try:
+                _load_package(package)
+            except Exception:  # raised again on first use, by the thread that uses the package
+                return
+
+    def wait(self) -> None:
+        """Return once the load has finished (or failed)."""
+        self._thread.join()
+        if BackgroundLoad._running is self:
+            BackgroundLoad._running = None
+
+    @classmethod
+    def wait_for_others(cls) -> None:
+        """Wait for a load running in another thread, if any."""
+        running = cls._running
+        if running is not None and running._thread is not threading.current_thread():
+            running.wait()
 
 
 _READ_ONCE = "__ml_platform_read_once__"
