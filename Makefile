@@ -94,8 +94,11 @@ format: $(PY_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## Cold synth of every stack against the floor (loading cdktf and the provider assemblies only): medians, ratio, peak
+## memory, jsii round trips, resources per stack; appended to bench/history.jsonl (docs/performance.md).
+## BENCH_ARGS passes options, e.g. BENCH_ARGS="--parallel 2" also times the stacks split between two processes.
 bench: $(PY_STAMP)
-	$(PY) bench/synth.py
+	$(PY) bench/synth.py $(BENCH_ARGS)
 
 ## Synthesize, then print the monthly cost estimate of every stack from the dated price table (docs/costs.md).
 ## Exits 2 when an instance type, region or count cannot be priced (nothing is ever priced at zero).

@@ -288,7 +288,9 @@ def main() -> int:
     report = run(args)
     report = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "revision": _git("rev-parse", "--short", "HEAD") + ("-dirty" if _git("status", "--porcelain") else ""),
+        # The history file itself does not make the work tree dirty.
+        "revision": _git("rev-parse", "--short", "HEAD")
+        + ("-dirty" if _git("status", "--porcelain", "--", ".", f":!{HISTORY.relative_to(ROOT)}") else ""),
         "machine": _machine(),
         **report,
     }

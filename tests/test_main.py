@@ -53,15 +53,28 @@ TERRAFORM_WRITES = (
 )
 
 
-def _app_with_an_untagged_second_stack(outdir: str) -> cdktf.App:
-    app = cdktf.App(outdir=outdir)
-    for name, tags in (("good", dict.fromkeys(OWNER_TAG_KEYS, "x")), ("bad", {"environment": "x"})):
-        stack = cdktf.TerraformStack(app, name)
-        default_tags = [aws.provider.AwsProviderDefaultTags(tags=tags)]
-        aws.provider.AwsProvider(stack, "aws", region="us-east-1", default_tags=default_tags)
-        aws.sns_topic.SnsTopic(stack, "topic", name=name)
-        SynthChecks("required-tags", [RequiredTags(OWNER_TAG_KEYS)]).apply_to(stack)
-    return app
+def _stacks_checked_for_tags(**tags_by_stack: dict[str, str]) -> Callable[[str], cdktf.App]:
+    """A stand-in for ``main.build_app``: one stack per name, with a topic, its provider's default tags and TAG-1."""
+
+    def build(outdir: str) -> cdktf.App:
+        app = cdktf.App(outdir=outdir)
+        for name, tags in tags_by_stack.items():
+            stack = cdktf.TerraformStack(app, name)
+            default_tags = [aws.provider.AwsProviderDefaultTags(tags=tags)]
+            aws.provider.AwsProvider(stack, "aws", region="us-east-1", default_tags=default_tags)
+            aws.sns_topic.SnsTopic(stack, "topic", name=name)
+            SynthChecks("required-tags", [RequiredTags(OWNER_TAG_KEYS)]).apply_to(stack)
+        return app
+
+    return build
+
+
+def _main_with(build: Callable[[str], cdktf.App], outdir: Path, monkeypatch, capsys) -> str:
+    """Run ``main.main()`` with ``build`` for ``build_app``; assert exit 3 and return what it printed."""
+    monkeypatch.setenv("CDKTF_OUTDIR", str(outdir))
+    monkeypatch.setattr(main, "build_app", build)
+    assert main.main() == 3
+    return capsys.readouterr().err
 
 
 def _tiny_app(*names: str) -> Callable[[str], cdktf.App]:
@@ -120,10 +133,8 @@ def _environment(**variables: str) -> dict[str, str]:
 
 def test_check_failure_exits_3_with_path_and_rule_and_writes_nothing(tmp_path, monkeypatch, capsys) -> None:
     outdir = tmp_path / "cdktf.out"
-    monkeypatch.setenv("CDKTF_OUTDIR", str(outdir))
-    monkeypatch.setattr(main, "build_app", _app_with_an_untagged_second_stack)
-    assert main.main() == 3
-    err = capsys.readouterr().err
+    build = _stacks_checked_for_tags(good=dict.fromkeys(OWNER_TAG_KEYS, "x"), bad={"environment": "x"})
+    err = _main_with(build, outdir, monkeypatch, capsys)
     assert err.startswith("synthesis checks failed: required-tags: 1 violation(s) in stack 'bad'")
     assert "[bad/topic] TAG-1" in err
     # The first stack was already written to the scratch directory; none of it may survive.
@@ -131,22 +142,10 @@ def test_check_failure_exits_3_with_path_and_rule_and_writes_nothing(tmp_path, m
     assert list(tmp_path.iterdir()) == []
 
 
-def _app_with_two_failing_stacks(outdir: str) -> cdktf.App:
-    app = cdktf.App(outdir=outdir)
-    for name in ("first", "second"):
-        stack = cdktf.TerraformStack(app, name)
-        aws.provider.AwsProvider(stack, "aws", region="us-east-1")
-        aws.sns_topic.SnsTopic(stack, "topic", name=name)
-        SynthChecks("required-tags", [RequiredTags(OWNER_TAG_KEYS)]).apply_to(stack)
-    return app
-
-
 def test_every_stack_that_fails_its_checks_is_reported_at_once(tmp_path, monkeypatch, capsys) -> None:
     outdir = tmp_path / "cdktf.out"
-    monkeypatch.setenv("CDKTF_OUTDIR", str(outdir))
-    monkeypatch.setattr(main, "build_app", _app_with_two_failing_stacks)
-    assert main.main() == 3
-    err = capsys.readouterr().err
+    build = _stacks_checked_for_tags(first={"environment": "x"}, second={"team": "x"})
+    err = _main_with(build, outdir, monkeypatch, capsys)
     assert "required-tags: 1 violation(s) in stack 'first'" in err and "[first/topic] TAG-1" in err
     assert "required-tags: 1 violation(s) in stack 'second'" in err and "[second/topic] TAG-1" in err
     assert "skipValidation" not in err  # cdktf's advice for returned validation errors is not for a security gate

@@ -74,8 +74,8 @@ class BackgroundLoad:
     Loading the AWS assembly keeps the kernel busy for about two seconds, during which Python would only wait;
     ``main.py`` validates the configuration and imports the stack modules meanwhile. The kernel's Python client
     serves one request at a time from one thread, so until :meth:`wait` returns the caller must not use
-    ``cdktf`` or the bindings (a binding waits by itself). A failed load is not raised here: the package stays
-    unloaded, and its first use loads it again and raises the error where it is used.
+    ``cdktf`` or the bindings (importing a provider submodule waits for the load). A failed load is not raised
+    here: the package stays unloaded, and its first use loads it again and raises the error where it is used.
     """
 
     _running: BackgroundLoad | None = None

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import jsii
 from cdktf import App, TerraformResource, TerraformStack
 from constructs import IConstruct, IValidation
+from constructs.core.stack_json import stack_json
 
 _SUPPRESSIONS_ATTR = "_ml_platform_suppressions"
 _CHECKS_ATTR = "_ml_platform_checks"
@@ -231,7 +232,7 @@ class SynthChecks:
             return summary + "".join(f"\n  {problem}" for problem in problems)
         if silenced:
             _note_suppressions(config, silenced)
-            stack_file.write_text(_as_cdktf_writes(config))
+            stack_file.write_text(stack_json(config))
         return None
 
 
@@ -248,11 +249,6 @@ def _note_suppressions(config: dict[str, Any], silenced: dict[tuple[str, str], d
         if SUPPRESSED_CHECKS_KEY not in notes:
             overrides.setdefault(resource_type, []).append("//")
         notes[SUPPRESSED_CHECKS_KEY] = dict(sorted(rules.items()))
-
-
-def _as_cdktf_writes(config: dict[str, Any]) -> str:
-    """``config`` formatted as cdktf writes a stack (json-stable-stringify: sorted keys, two spaces, no newline)."""
-    return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 @jsii.implements(IValidation)

@@ -23,7 +23,7 @@ from constructs.storage.bucket import SecureBucket, SecureBucketProps
 
 from stacks.matrix import MATRIX
 from tests.policy.cases import NAMED_ADMIN_KEY_POLICY, tagged_stack
-from tests.support.stacks import written
+from tests.support.stacks import OWNER_TAGS, written
 from tests.support.synth_json import resources
 
 NOTES = "suppressed_checks"
@@ -113,6 +113,25 @@ def test_a_silenced_finding_is_recorded_on_its_resource_only(tmp_path) -> None:
     note = config["resource"]["aws_s3_bucket"][bucket_name]["//"]
     assert note["metadata"]["path"] == "tiny/logs/bucket"
     assert set(note) == {"metadata", NOTES}
+
+
+def test_the_note_is_written_exactly_as_cdktf_writes_an_override(tmp_path) -> None:
+    """The checks add the note to the file cdktf wrote; the file is the one cdktf writes for the same override."""
+    checked = tagged_stack(cdktf.App(outdir=str(tmp_path / "checked")), protected=True)
+    _log_and_data_buckets(checked)
+    by_hand = cdktf.TerraformStack(cdktf.App(outdir=str(tmp_path / "by-hand")), "tiny")
+    aws.provider.AwsProvider(
+        by_hand, "aws", region="us-east-1", default_tags=[aws.provider.AwsProviderDefaultTags(tags=dict(OWNER_TAGS))]
+    )
+    logs, _ = _log_and_data_buckets(by_hand)
+    bucket = logs.node.find_child("bucket")
+    assert isinstance(bucket, cdktf.TerraformResource)
+    bucket.add_override(f"//.{NOTES}", suppressions_of(logs))
+    written(checked)
+    written(by_hand)
+    files = [tmp_path / out / "stacks" / "tiny" / "cdk.tf.json" for out in ("checked", "by-hand")]
+    assert NOTES in files[0].read_text()
+    assert files[0].read_bytes() == files[1].read_bytes()
 
 
 def test_a_suppression_whose_rule_finds_nothing_writes_nothing(tmp_path) -> None:
