@@ -33,21 +33,19 @@ def build_app(outdir: str) -> App:
     """
     # Every stack uses the AWS provider, whose assembly keeps the jsii kernel busy for seconds: it loads while the
     # configuration is validated and the stack modules are imported, which never call the kernel. A configuration
-    # error is printed as soon as it is found; the process ends once the load has.
+    # error is raised (and reported) at once; the process ends when the load has.
     loading = BackgroundLoad(aws)
-    try:
-        from stacks.deployment import load_deployment
-        from stacks.overrides import load_environments
+    from stacks.deployment import load_deployment
+    from stacks.overrides import load_environments
 
-        environments = load_environments()
-        deployment = load_deployment()
-        from stacks.bootstrap_stack import BOOTSTRAP_STACK, BootstrapStack
-        from stacks.matrix import BOOTSTRAP
-        from stacks.ml_platform_stack import MlPlatformStack
+    environments = load_environments()
+    deployment = load_deployment()
+    from stacks.bootstrap_stack import BOOTSTRAP_STACK, BootstrapStack
+    from stacks.matrix import BOOTSTRAP
+    from stacks.ml_platform_stack import MlPlatformStack
 
-        selected = stacks_from(os.environ, [*environments, BOOTSTRAP_STACK])
-    finally:
-        loading.wait()
+    selected = stacks_from(os.environ, [*environments, BOOTSTRAP_STACK])
+    loading.wait()
     app = App(outdir=outdir)
     for config in environments.values():
         if config.name in selected:

@@ -27,6 +27,7 @@ of providers, whose properties return the configured value rather than a referen
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import os
@@ -84,6 +85,9 @@ class BackgroundLoad:
         self._packages = [binding._package for binding in bindings]
         self._thread = threading.Thread(target=self._load, name="provider-assemblies", daemon=True)
         BackgroundLoad._running = self
+        # A caller that fails before waiting (a configuration error) reports at once; the load is waited for when
+        # the process exits (before the jsii runtime stops the kernel), so no thread is cut off mid-request.
+        atexit.register(self.wait)
         self._thread.start()
 
     def _load(self) -> None:
@@ -96,6 +100,7 @@ class BackgroundLoad:
     def wait(self) -> None:
         """Return once the load has finished (or failed)."""
         self._thread.join()
+        atexit.unregister(self.wait)
         if BackgroundLoad._running is self:
             BackgroundLoad._running = None
 
