@@ -284,6 +284,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the whole report to this file")
     parser.add_argument("--no-history", action="store_true", help=f"do not append to {HISTORY.relative_to(ROOT)}")
     args = parser.parse_args()
+    if args.runs < 1 or args.naive_runs < 0 or args.parallel < 0:
+        parser.error("--runs must be at least 1; --naive-runs and --parallel at least 0")
 
     report = run(args)
     report = {
