@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar, Self
 
 from constructs.core.errors import one_of, require_field
 from constructs.core.settings import Check, Settings, choice, cidr_block, matches, predicate
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 RFC1918_BLOCKS = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 """The private address space of RFC 1918."""
@@ -110,6 +110,19 @@ LogRetentionDays = Annotated[
     int, choice(LOG_RETENTION_DAYS, "a CloudWatch Logs retention, " + one_of(LOG_RETENTION_DAYS))
 ]
 """Days a CloudWatch Logs group keeps its events."""
+
+IDLE_PERIOD_MINUTES = 5
+"""The period of an idle alarm (GPU training cluster, SageMaker endpoint): CloudWatch evaluates 5-minute periods."""
+IdleMinutes = Annotated[
+    int,
+    Field(
+        ge=15,
+        le=1440,
+        multiple_of=IDLE_PERIOD_MINUTES,
+        description="a multiple of 5 from 15 to 1440 (the alarm evaluates 5-minute periods over at most a day)",
+    ),
+]
+"""How long something stays idle before an idle policy acts on it, in whole idle-alarm periods."""
 
 # RFC 5321 limits (64-character local part, 253-character domain of 63-character labels), restricted to what
 # SNS e-mail subscriptions and budget notifications accept without surprises: ASCII, no quoted local parts.

@@ -13,7 +13,8 @@ from constructs.core.bindings import aws, kubernetes
 from constructs.core.context import PlatformContext
 from constructs.core.errors import require
 from constructs.core.iam import PolicyStatement, grant, service_role
-from constructs.core.protection import prevent_destroy, retain_on_destroy
+from constructs.core.logs import encrypted_log_group
+from constructs.core.protection import prevent_destroy
 from constructs.core.refs import KmsKeyRef
 from constructs.eks.irsa import IrsaRole, IrsaRoleProps
 from constructs.eks.releases import KubernetesRelease, synthesis_date
@@ -110,14 +111,13 @@ class EksCluster(Construct):
                 resources=(props.secrets_key.arn,),
             ),
         )
-        self.log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+        self.log_group = encrypted_log_group(
             self,
             "log-group",
             name=f"/aws/eks/{props.name}/cluster",
-            retention_in_days=s.log_retention_days,
-            kms_key_id=props.logs_key.arn,
-            skip_destroy=retain_on_destroy(self.context.protected),
-            lifecycle=prevent_destroy(self.context.protected),
+            retention_days=s.log_retention_days,
+            key=props.logs_key,
+            protected=self.context.protected,
         )
 
         self.api_security_group = aws.security_group.SecurityGroup(

@@ -19,7 +19,8 @@ from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.core.errors import require
 from constructs.core.iam import PolicyStatement, grant, service_role
-from constructs.core.protection import prevent_destroy, retain_on_destroy
+from constructs.core.logs import encrypted_log_group
+from constructs.core.protection import prevent_destroy
 from constructs.core.refs import KmsKeyRef, RoleRef
 from constructs.mlflow.settings import MlflowDatabaseSettings
 from constructs.resilience.region import SecondaryRegion
@@ -213,14 +214,13 @@ class MlflowDatabase(Construct):
         # Created before the instance, so RDS writes into groups with our retention and key instead of creating
         # unencrypted ones that keep events forever.
         self.log_groups = [
-            aws.cloudwatch_log_group.CloudwatchLogGroup(
+            encrypted_log_group(
                 self,
                 f"{export}-log-group",
                 name=f"/aws/rds/instance/{self.identifier}/{export}",
-                retention_in_days=self.settings.log_retention_days,
-                kms_key_id=self.props.logs_key.arn,
-                skip_destroy=retain_on_destroy(c.protected),
-                lifecycle=prevent_destroy(c.protected),
+                retention_days=self.settings.log_retention_days,
+                key=self.props.logs_key,
+                protected=c.protected,
             )
             for export in LOG_EXPORTS
         ]

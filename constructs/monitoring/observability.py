@@ -21,7 +21,7 @@ from cdktf import ITerraformDependable
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.errors import require
-from constructs.core.protection import prevent_destroy, retain_on_destroy
+from constructs.core.logs import encrypted_log_group
 from constructs.core.refs import KmsKeyRef
 from constructs.eks.cluster import EksCluster
 
@@ -126,14 +126,13 @@ class ContainerInsights(Construct):
             managed_policy_arns=(c.managed_policy_arn(AGENT_POLICY),),
             create_service_account=False,
         )
-        self.log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+        self.log_group = encrypted_log_group(
             self,
             "performance-log-group",
             name=f"/aws/containerinsights/{cluster.name}/performance",
-            retention_in_days=props.log_retention_days,
-            kms_key_id=props.logs_key.arn,
-            skip_destroy=retain_on_destroy(c.protected),
-            lifecycle=prevent_destroy(c.protected),
+            retention_days=props.log_retention_days,
+            key=props.logs_key,
+            protected=c.protected,
         )
         self.configuration = configuration_values()
         self.addon = aws.eks_addon.EksAddon(

@@ -12,7 +12,8 @@ from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.core.iam import PolicyStatement, grant, service_role
-from constructs.core.protection import prevent_destroy, retain_on_destroy
+from constructs.core.logs import encrypted_log_group
+from constructs.core.protection import prevent_destroy
 from constructs.core.refs import KmsKeyRef, SubnetRef, VpcRef
 from constructs.network.settings import NetworkSettings
 
@@ -223,14 +224,13 @@ class PlatformNetwork(Construct):
         )
 
     def _flow_logs(self, props: PlatformNetworkProps, name: str) -> None:
-        self.flow_log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+        self.flow_log_group = encrypted_log_group(
             self,
             "flow-log-group",
             name=f"/ml-platform/{name}/vpc-flow-logs",
-            retention_in_days=props.settings.flow_log_retention_days,
-            kms_key_id=props.logs_key.arn,
-            skip_destroy=retain_on_destroy(props.context.protected),
-            lifecycle=prevent_destroy(props.context.protected),
+            retention_days=props.settings.flow_log_retention_days,
+            key=props.logs_key,
+            protected=props.context.protected,
         )
         region = self.region.name
         context = props.context

@@ -17,7 +17,7 @@ from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.core.iam import PolicyStatement, grant, service_role
-from constructs.core.protection import prevent_destroy, retain_on_destroy
+from constructs.core.logs import encrypted_log_group
 from constructs.core.refs import KmsKeyRef, RoleRef
 from constructs.resilience.settings import ServingFailoverSettings
 
@@ -320,15 +320,14 @@ class RegionalServingApi(Construct):
 
     def _log_group(self, id: str, name: str) -> Any:
         protected = self.props.region.context.protected
-        return aws.cloudwatch_log_group.CloudwatchLogGroup(
+        return encrypted_log_group(
             self,
             id,
             name=name,
-            retention_in_days=self.props.log_retention_days,
-            kms_key_id=self.props.region.logs_key.arn,
+            retention_days=self.props.log_retention_days,
+            key=self.props.region.logs_key,
             # Access logs are the record of who called the model; they outlive the API in a protected environment.
-            skip_destroy=retain_on_destroy(protected),
-            lifecycle=prevent_destroy(protected),
+            protected=protected,
         )
 
     def _alarm(self) -> Any:

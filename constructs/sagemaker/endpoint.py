@@ -23,7 +23,8 @@ from constructs.core.context import PlatformContext
 from constructs.core.errors import require
 from constructs.core.iam import PolicyStatement
 from constructs.core.instance_types import has_instance_storage
-from constructs.core.protection import prevent_destroy, retain_on_destroy
+from constructs.core.logs import encrypted_log_group
+from constructs.core.protection import prevent_destroy
 from constructs.core.refs import KmsKeyRef, SecurityGroupRef, SubnetRef, VpcRef
 from constructs.sagemaker.execution_role import (
     SageMakerExecutionRole,
@@ -130,14 +131,13 @@ class SageMakerEndpoint(Construct):
             own_repository=self.image_repository,
         )
         self.log_group_name = f"/aws/sagemaker/Endpoints/{self.endpoint_name}"
-        self.log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+        self.log_group = encrypted_log_group(
             self,
             "log-group",
             name=self.log_group_name,
-            retention_in_days=s.log_retention_days,
-            kms_key_id=props.logs_key.arn,
-            skip_destroy=retain_on_destroy(c.protected),
-            lifecycle=prevent_destroy(c.protected),
+            retention_days=s.log_retention_days,
+            key=props.logs_key,
+            protected=c.protected,
         )
         self.execution_role = SageMakerExecutionRole(
             self,

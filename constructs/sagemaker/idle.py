@@ -19,11 +19,12 @@ from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
 from constructs.core.errors import require
+from constructs.core.formats import IDLE_PERIOD_MINUTES
 from constructs.core.function_archive import FUNCTIONS_DIR, build_function_archive
 from constructs.core.iam import PolicyStatement, grant, service_role
-from constructs.core.protection import prevent_destroy, retain_on_destroy
+from constructs.core.logs import encrypted_log_group
 from constructs.core.refs import KmsKeyRef, LogGroupRef, RoleRef, TopicRef
-from constructs.sagemaker.idle_settings import IDLE_PERIOD_MINUTES, IDLE_TAG, PARK_EVENT, EndpointIdleSettings
+from constructs.sagemaker.idle_settings import IDLE_TAG, PARK_EVENT, EndpointIdleSettings
 from constructs.sagemaker.settings import InstanceVariantSettings, SageMakerEndpointSettings
 
 FUNCTION_SOURCE = FUNCTIONS_DIR / "endpoint_idle"
@@ -115,14 +116,13 @@ class EndpointIdlePolicy(Construct):
         self.asset = TerraformAsset(
             self, "code", path=str(self.archive.path), type=AssetType.FILE, asset_hash=self.archive.sha256_hex
         )
-        self.log_group: LogGroupRef = aws.cloudwatch_log_group.CloudwatchLogGroup(
+        self.log_group: LogGroupRef = encrypted_log_group(
             self,
             "logs",
             name=f"/aws/lambda/{self.function_name}",
-            retention_in_days=s.log_retention_days,
-            kms_key_id=props.logs_key.arn,
-            skip_destroy=retain_on_destroy(c.protected),
-            lifecycle=prevent_destroy(c.protected),
+            retention_days=s.log_retention_days,
+            key=props.logs_key,
+            protected=c.protected,
         )
         self.role: RoleRef = service_role(
             self,

@@ -7,15 +7,13 @@ belong to. Like every settings module, it imports no construct, no cdktf and no 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Protocol, Self
+from typing import Literal, Protocol, Self
 
 from constructs.core.errors import require_field
-from constructs.core.formats import Cron, LogRetentionDays, TimeZone
+from constructs.core.formats import IDLE_PERIOD_MINUTES, Cron, IdleMinutes, LogRetentionDays, TimeZone
 from constructs.core.settings import Settings
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
-IDLE_PERIOD_MINUTES = 5
-"""The idle alarm's period: SageMaker publishes invocation metrics every minute, five of them make one period."""
 IDLE_TAG = "ml-platform:idle-policy"
 """Tag of an endpoint whose idle policy may delete it; its value is the policy (``delete_endpoint``)."""
 PARK_EVENT = {"action": "park", "source": "schedule"}
@@ -80,15 +78,7 @@ class EndpointIdleSettings(Settings):
     log_retention_days: retention of the idle function's log group.
     """
 
-    idle_minutes: Annotated[
-        int,
-        Field(
-            ge=15,
-            le=1440,
-            multiple_of=IDLE_PERIOD_MINUTES,
-            description="a multiple of 5 from 15 to 1440 (the alarm evaluates 5-minute periods over at most a day)",
-        ),
-    ] = 60
+    idle_minutes: IdleMinutes = 60
     action: IdleAction = "scale_to_minimum"
     parking_cron: Cron | None = None
     schedule_time_zone: TimeZone = "UTC"

@@ -10,7 +10,7 @@ from typing import Any
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.errors import require
-from constructs.core.protection import prevent_destroy, retain_on_destroy
+from constructs.core.logs import encrypted_log_group
 from constructs.core.refs import KmsKeyRef
 
 # AWS's baseline rule groups for any web application, and inputs known to exploit common vulnerabilities.
@@ -119,14 +119,13 @@ class ModelWebAcl(Construct):
             ),
         )
         # WAF logs only to log groups whose name starts with aws-waf-logs-.
-        self.log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+        self.log_group = encrypted_log_group(
             self,
             "log-group",
             name=f"aws-waf-logs-{props.name}",
-            retention_in_days=props.log_retention_days,
-            kms_key_id=props.logs_key.arn,
-            skip_destroy=retain_on_destroy(props.protected),
-            lifecycle=prevent_destroy(props.protected),
+            retention_days=props.log_retention_days,
+            key=props.logs_key,
+            protected=props.protected,
         )
         logging = aws.wafv2_web_acl_logging_configuration
         self.logging = logging.Wafv2WebAclLoggingConfiguration(

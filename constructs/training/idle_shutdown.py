@@ -14,11 +14,12 @@ from cdktf import AssetType, TerraformAsset
 from constructs import Construct
 from constructs.core.bindings import aws
 from constructs.core.context import PlatformContext
+from constructs.core.formats import IDLE_PERIOD_MINUTES
 from constructs.core.iam import PolicyStatement, grant, service_role
-from constructs.core.protection import prevent_destroy, retain_on_destroy
+from constructs.core.logs import encrypted_log_group
 from constructs.core.refs import KmsKeyRef, LogGroupRef, RoleRef, TopicRef
 from constructs.training.function_archive import FUNCTION_SOURCE, FunctionArchive, build_function_archive
-from constructs.training.settings import IDLE_PERIOD_MINUTES, GpuTrainingClusterSettings
+from constructs.training.settings import GpuTrainingClusterSettings
 
 # Where the node's CloudWatch agent publishes GPU utilization (see configure_gpu_metrics in the script).
 METRICS_NAMESPACE = "MLPlatform/GPUTraining"
@@ -72,14 +73,13 @@ def add_idle_shutdown(
     asset = TerraformAsset(
         scope, "idle-shutdown-code", path=str(archive.path), type=AssetType.FILE, asset_hash=archive.sha256_hex
     )
-    log_group: LogGroupRef = aws.cloudwatch_log_group.CloudwatchLogGroup(
+    log_group: LogGroupRef = encrypted_log_group(
         scope,
         "idle-shutdown-logs",
         name=f"/aws/lambda/{function_name}",
-        retention_in_days=s.log_retention_days,
-        kms_key_id=logs_key.arn,
-        skip_destroy=retain_on_destroy(context.protected),
-        lifecycle=prevent_destroy(context.protected),
+        retention_days=s.log_retention_days,
+        key=logs_key,
+        protected=context.protected,
     )
     role = service_role(
         scope,

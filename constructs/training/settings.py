@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Self
 
 from constructs.core.errors import FieldError, require_field
-from constructs.core.formats import AWS_PARTITIONS, AWS_REGIONS, Cron, Email, LogRetentionDays, TimeZone
+from constructs.core.formats import AWS_PARTITIONS, AWS_REGIONS, Cron, Email, IdleMinutes, LogRetentionDays, TimeZone
 from constructs.core.instance_types import NVIDIA_GPU_INSTANCES, NvidiaGpuInstanceType
 from constructs.core.settings import Settings, predicate
 from constructs.storage.settings import S3KeyPrefix
@@ -20,8 +20,6 @@ OPEN_DRIVER_AMI_MARKER = "oss-nvidia-driver"
 ROOT_DEVICES = {"ubuntu": "/dev/sda1", "amazon-linux": "/dev/xvda"}
 # A spot interruption notice leaves about 120 s: the job's checkpoint and the sync to S3 must both fit.
 CHECKPOINT_GRACE_SECONDS = (5, 110)
-# The idle alarm evaluates 5-minute periods over at most a day.
-IDLE_PERIOD_MINUTES = 5
 
 # SSM parameter names: at most 15 levels and 1011 characters of letters, digits and _ . -.
 _SSM_PARAMETER = re.compile(r"(?=.{2,1011}$)(?:/[A-Za-z0-9_.-]+){1,15}")
@@ -89,15 +87,7 @@ class GpuTrainingClusterSettings(Settings):
     data_prefix: S3KeyPrefix = "datasets/"
     checkpoint_grace_seconds: Annotated[int, Field(ge=CHECKPOINT_GRACE_SECONDS[0], le=CHECKPOINT_GRACE_SECONDS[1])] = 60
     termination_heartbeat_seconds: Annotated[int, Field(le=7200)] = 300
-    idle_minutes: Annotated[
-        int,
-        Field(
-            ge=15,
-            le=1440,
-            multiple_of=IDLE_PERIOD_MINUTES,
-            description="a multiple of 5 from 15 to 1440 (the alarm evaluates 5-minute periods over at most a day)",
-        ),
-    ] = 60
+    idle_minutes: IdleMinutes = 60
     idle_gpu_utilization_percent: Annotated[int, Field(ge=1, le=50)] = 5
     scale_to_zero_cron: Cron | None = None
     schedule_time_zone: TimeZone = "UTC"
